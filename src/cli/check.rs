@@ -1,0 +1,186 @@
+//! `palisade check --deploy`: named checks an operator runs before going
+//! live. Each prints PASS, WARN or FAIL with a reason; any FAIL exits 1.
+
+use std::net::IpAddr;
+
+use crate::config::{Config, Env};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Pass,
+    Warn,
+    Fail,
+}
+
+pub struct Finding {
+    pub name: &'static str,
+    pub level: Level,
+    pub detail: String,
+}
+
+fn f(name: &'static str, level: Level, detail: impl Into<String>) -> Finding {
+    Finding { name, level, detail: detail.into() }
+}
+
+fn is_local_host(host: Option<&str>) -> bool {
+    match host {
+        None => true,
+        Some(h) => {
+            h == "localhost" || h.starts_with('/') || h.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+        }
+    }
+}
+
+pub fn run_checks(config: &Config) -> Vec<Finding> {
+    let mut out = Vec::new();
+    out.push(match config.env {
+        Env::Prod => f("environment", Level::Pass, "PALISADE_ENV=prod"),
+        Env::Dev => f("environment", Level::Fail, "PALISADE_ENV=dev relaxes cookie security; use prod"),
+    });
+    out.push(if config.secret_is_ephemeral {
+        f(
+            "secret_length",
+            Level::Fail,
+            "PALISADE_SECRET is not set; sessions and agent keys would not survive a restart",
+        )
+    } else if config.secret.len() < 48 {
+        f(
+            "secret_length",
+            Level::Warn,
+            format!("PALISADE_SECRET is {} bytes; 48 or more random bytes are recommended", config.secret.len()),
+        )
+    } else {
+        f("secret_length", Level::Pass, format!("PALISADE_SECRET is {} bytes", config.secret.len()))
+    });
+    let public_https = config.public_url.scheme() == "https";
+    let public_local = is_local_host(config.public_url.host_str());
+    out.push(match (public_https, public_local) {
+        (true, _) => f("public_url_scheme", Level::Pass, format!("{} uses https", config.public_url)),
+        (false, true) => {
+            f("public_url_scheme", Level::Warn, "public URL is plain http on loopback; fine for a local trial only")
+        }
+        (false, false) => f(
+            "public_url_scheme",
+            Level::Fail,
+            "public URL must be https: session cookies are Secure and __Host- prefixed",
+        ),
+    });
+    let bind_local = config.bind.ip().is_loopback();
+    out.push(match (bind_local, config.trusted_proxies.is_empty()) {
+        (true, _) => f("bind_address", Level::Pass, format!("{} is loopback; a TLS proxy on this host forwards to it", config.bind)),
+        (false, false) => f("bind_address", Level::Pass, format!("{} with trusted proxies configured", config.bind)),
+        (false, true) => f("bind_address", Level::Warn, format!(
+            "{} is reachable from the network over plain HTTP; terminate TLS in front and make sure this port is not exposed", config.bind)),
+    });
+    out.push(if config.trusted_proxies.trusts_everything() {
+        f("trusted_proxies", Level::Fail, "a trusted proxy CIDR covers every address: any client can forge X-Forwarded-For and dodge rate limits")
+    } else if config.trusted_proxies.is_empty() && public_https && bind_local {
+        f("trusted_proxies", Level::Warn, "TLS is terminated by a proxy but PALISADE_TRUSTED_PROXIES is empty: every client shares the proxy's address, so one client's rate limit blocks all")
+    } else {
+        f("trusted_proxies", Level::Pass, format!("{} trusted proxy range(s)", config.trusted_proxies.nets().len()))
+    });
+    out.push(match &config.database_url {
+        None => f(
+            "database",
+            Level::Warn,
+            "embedded PostgreSQL under the data directory; use a managed server with backups for production",
+        ),
+        Some(url) => {
+            let host = url.parse::<tokio_postgres::Config>().ok().and_then(|c| match c.get_hosts().first() {
+                Some(tokio_postgres::config::Host::Tcp(h)) => Some(h.clone()),
+                Some(tokio_postgres::config::Host::Unix(p)) => Some(p.display().to_string()),
+                None => None,
+            });
+            if is_local_host(host.as_deref()) {
+                f("database", Level::Pass, "external PostgreSQL on this host")
+            } else {
+                f(
+                    "database",
+                    Level::Warn,
+                    "PostgreSQL on another host: Palisade connects without TLS, so keep that link on a private network",
+                )
+            }
+        }
+    });
+    let cp = &config.audit_checkpoints;
+    out.push(if cp.starts_with(&config.data_dir) && config.database_url.is_none() {
+        f("audit_checkpoints", Level::Warn, format!(
+            "{} sits next to the embedded database: an attacker with that disk could rewrite both; point PALISADE_AUDIT_CHECKPOINTS elsewhere", cp.display()))
+    } else {
+        f("audit_checkpoints", Level::Pass, format!("checkpoints go to {}", cp.display()))
+    });
+    out
+}
+
+/// Print the findings; exit code 1 when any check failed.
+pub fn deploy(config: &Config) -> i32 {
+    let findings = run_checks(config);
+    for x in &findings {
+        let tag = match x.level {
+            Level::Pass => "PASS",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        };
+        println!("{tag:<4}  {:<18} {}", x.name, x.detail);
+    }
+    i32::from(findings.iter().any(|x| x.level == Level::Fail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned()).unwrap()
+    }
+
+    fn level(findings: &[Finding], name: &str) -> Level {
+        findings.iter().find(|x| x.name == name).map(|x| x.level).unwrap()
+    }
+
+    #[test]
+    fn good_production_config_passes() {
+        let c = cfg(&[
+            ("PALISADE_SECRET", &"s".repeat(64)),
+            ("PALISADE_PUBLIC_URL", "https://palisade.example.com"),
+            ("PALISADE_TRUSTED_PROXIES", "127.0.0.1"),
+            ("PALISADE_DATABASE_URL", "postgres://palisade@127.0.0.1/palisade"),
+        ]);
+        let out = run_checks(&c);
+        assert!(
+            out.iter().all(|x| x.level == Level::Pass),
+            "{:?}",
+            out.iter().map(|x| (x.name, x.level, &x.detail)).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn each_check_can_fail_or_warn() {
+        let c = cfg(&[("PALISADE_ENV", "dev")]);
+        let out = run_checks(&c);
+        assert_eq!(level(&out, "environment"), Level::Fail);
+        assert_eq!(level(&out, "secret_length"), Level::Fail);
+        let c = cfg(&[
+            ("PALISADE_SECRET", &"s".repeat(40)),
+            ("PALISADE_PUBLIC_URL", "http://palisade.example.com"),
+            ("PALISADE_TRUSTED_PROXIES", "0.0.0.0/0"),
+            ("PALISADE_BIND", "0.0.0.0:7700"),
+        ]);
+        let out = run_checks(&c);
+        assert_eq!(level(&out, "secret_length"), Level::Warn);
+        assert_eq!(level(&out, "public_url_scheme"), Level::Fail);
+        assert_eq!(level(&out, "trusted_proxies"), Level::Fail);
+        assert_eq!(level(&out, "database"), Level::Warn);
+        assert_eq!(level(&out, "audit_checkpoints"), Level::Warn);
+        let c = cfg(&[
+            ("PALISADE_SECRET", &"s".repeat(64)),
+            ("PALISADE_PUBLIC_URL", "https://p.example.com"),
+            ("PALISADE_BIND", "0.0.0.0:7700"),
+        ]);
+        assert_eq!(level(&run_checks(&c), "bind_address"), Level::Warn);
+        let c = cfg(&[("PALISADE_SECRET", &"s".repeat(64)), ("PALISADE_PUBLIC_URL", "https://p.example.com")]);
+        assert_eq!(level(&run_checks(&c), "trusted_proxies"), Level::Warn);
+    }
+}

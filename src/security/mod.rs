@@ -1,0 +1,12 @@
+//! Security primitives: pure functions and small types with no I/O, so each
+//! can be tested exhaustively on its own. Anything that needs the database or
+//! ordering lives in `store` or `actors` and calls into here.
+
+pub mod client_ip;
+pub mod csrf;
+pub mod email;
+pub mod keys;
+pub mod password;
+pub mod password_policy;
+pub mod secret;
+pub mod tokens;

@@ -1,0 +1,232 @@
+//! Wiring: database (external or embedded), migrations, the supervised
+//! actor tree, the HTTP server, first-boot token, and an orderly shutdown
+//! (stop accepting, drain connections, stop actors, stop the embedded
+//! cluster). Tests start the same server in-process via `start`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::actors::limiter::{Limiter, LimiterArgs, LimiterMsg};
+use crate::actors::lockout::{Lockout, LockoutArgs, LockoutMsg};
+use crate::actors::supervisor::{ChildSpec, Health, RootSupervisor, SupervisorArgs, SupervisorMsg};
+use crate::actors::Slot;
+use crate::authn::{CookieNames, SessionCache};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::routes::reply::SecurityHeaders;
+use crate::routes::router::Router;
+use crate::security::keys::{Keyring, Purpose};
+use crate::security::password::PasswordHasher;
+use crate::security::password_policy::PasswordPolicy;
+use crate::security::tokens;
+use crate::state::{allowed_origins, AppState, Inner};
+use crate::store::embedded::{EmbeddedError, EmbeddedPostgres};
+use crate::store::{migrate, setup, users, Db, StoreError};
+
+pub const SETUP_TOKEN_TTL: Duration = Duration::from_secs(3600);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Embedded(#[from] EmbeddedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("could not listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("could not start the actor tree: {0}")]
+    Actors(String),
+}
+
+/// The database the server runs on; owns the embedded cluster if any.
+pub struct Database {
+    pub db: Db,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    pub async fn open(config: &Config) -> Result<Database, ServerError> {
+        match &config.database_url {
+            Some(url) => Ok(Database { db: Db::connect(url, config.db_pool_size)?, embedded: None }),
+            None => {
+                let pg = EmbeddedPostgres::start(&config.data_dir).await?;
+                let db = Db::from_config(pg.config(), config.db_pool_size)?;
+                Ok(Database { db, embedded: Some(pg) })
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        if let Some(pg) = self.embedded {
+            pg.stop().await;
+        }
+    }
+}
+
+/// A running server. Dropping it without `shutdown` leaves tasks running
+/// until the runtime ends, which is what tests that simulate a crash want.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    /// The first-boot token, when one was minted (also printed on stderr).
+    pub setup_token: Option<String>,
+    pub supervisor: ActorRef<SupervisorMsg>,
+    stop: Option<oneshot::Sender<()>>,
+    http: JoinHandle<()>,
+    database: Option<Database>,
+}
+
+fn child<A, F>(name: &'static str, slot: Slot<A::Msg>, make: F) -> ChildSpec
+where
+    A: Actor,
+    F: Fn() -> (A, A::Arguments) + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    ChildSpec {
+        name,
+        start: Arc::new(move |sup| {
+            let (slot, make) = (slot.clone(), make.clone());
+            Box::pin(async move {
+                let (actor, args) = make();
+                let (r, _) = Actor::spawn_linked(None, actor, args, sup).await?;
+                slot.set(Some(r.clone()));
+                Ok(r.get_cell())
+            })
+        }),
+    }
+}
+
+/// Start everything and return once the server accepts connections.
+pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, ServerError> {
+    let database = Database::open(&config).await?;
+    let db = database.db.clone();
+    migrate::run(&db).await?;
+
+    let listener = tokio::net::TcpListener::bind(config.bind).await.map_err(|e| ServerError::Bind(config.bind, e))?;
+    let addr = listener.local_addr().map_err(|e| ServerError::Bind(config.bind, e))?;
+    config.bind = addr;
+    // Port 0 in the public URL means "whatever port we bound" (tests).
+    if config.public_url.port() == Some(0) {
+        let _ = config.public_url.set_port(Some(addr.port()));
+    }
+
+    let limiter: Slot<LimiterMsg> = Slot::new("limiter");
+    let lockout: Slot<LockoutMsg> = Slot::new("lockout");
+    let health = Health::default();
+    let children = vec![
+        child("limiter", limiter.clone(), {
+            let (clock, max_keys) = (clock.clone(), config.limiter_max_keys);
+            move || (Limiter, LimiterArgs { clock: clock.clone(), max_keys })
+        }),
+        child("lockout", lockout.clone(), {
+            let (db, clock) = (db.clone(), clock.clone());
+            let (threshold, duration) = (config.lockout_threshold, config.lockout_duration);
+            move || (Lockout, LockoutArgs { db: db.clone(), clock: clock.clone(), threshold, duration })
+        }),
+    ];
+    let (supervisor, _) = Actor::spawn(None, RootSupervisor, SupervisorArgs { children, health: health.clone() })
+        .await
+        .map_err(|e| ServerError::Actors(e.to_string()))?;
+    let supervisor_slot = Slot::new("supervisor");
+    supervisor_slot.set(Some(supervisor.clone()));
+
+    let hasher = PasswordHasher::new(config.hash_concurrency);
+    hasher.warm_up();
+    let state = AppState::new(Inner {
+        keys: Keyring::new(config.secret.clone()),
+        db: db.clone(),
+        clock: clock.clone(),
+        hasher,
+        policy: PasswordPolicy::default(),
+        limiter,
+        lockout,
+        supervisor: supervisor_slot,
+        health,
+        sessions: SessionCache::default(),
+        cookies: CookieNames::new(config.secure_cookies()),
+        security_headers: SecurityHeaders::new(&config),
+        router: Router::new(crate::routes::table::routes()),
+        allowed_hosts: config.allowed_hosts(),
+        allowed_origins: allowed_origins(&config),
+        started_at: clock.now(),
+        config,
+    });
+
+    let setup_token = first_boot(&state).await?;
+
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = warp::serve(crate::routes::filter(state.clone())).incoming(listener).graceful(async move {
+        let _ = stop_rx.await;
+    });
+    let http = tokio::spawn(server.run());
+    tracing::info!(%addr, "palisade is listening");
+    Ok(Running { addr, state, setup_token, supervisor, stop: Some(stop_tx), http, database: Some(database) })
+}
+
+/// With no user yet, mint the one-time setup token, keep only its HMAC,
+/// and print the link on stderr (not the structured log, which may be
+/// shipped elsewhere).
+async fn first_boot(state: &AppState) -> Result<Option<String>, ServerError> {
+    let conn = state.db.conn().await?;
+    if users::any_exist(&conn).await? {
+        setup::clear(&conn).await?;
+        return Ok(None);
+    }
+    let token = tokens::mint();
+    let now = state.clock.now();
+    let ttl = chrono::Duration::from_std(SETUP_TOKEN_TTL).unwrap_or(chrono::Duration::hours(1));
+    let hash = state.keys.key(Purpose::SetupToken).mac(token.as_bytes());
+    setup::replace(&conn, &hash, now + ttl, now).await?;
+    let base = state.config.public_url.as_str().trim_end_matches('/');
+    eprintln!("\n  Palisade has no administrator yet. Open this link within 1 hour to create one:\n\n    {base}/setup?token={token}\n\n  (single use; a restart prints a new link)\n");
+    Ok(Some(token))
+}
+
+impl Running {
+    /// Stop accepting, drain in-flight requests (bounded), stop actors in
+    /// reverse order, then stop the embedded database.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(DRAIN_TIMEOUT, &mut self.http).await.is_err() {
+            tracing::warn!("connections did not drain in {:?}; closing them", DRAIN_TIMEOUT);
+            self.http.abort();
+        }
+        let _ = self.supervisor.call(SupervisorMsg::Shutdown, Some(Duration::from_secs(30))).await;
+        self.supervisor.stop(None);
+        if let Some(db) = self.database.take() {
+            db.close().await;
+        }
+        tracing::info!("palisade stopped");
+    }
+}
+
+/// `palisade serve`: run until SIGINT or SIGTERM.
+pub async fn serve(config: Config, clock: SharedClock) -> Result<(), ServerError> {
+    let running = start(config, clock).await?;
+    wait_for_signal().await;
+    tracing::info!("shutdown signal received; draining");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

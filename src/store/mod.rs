@@ -1,0 +1,110 @@
+//! PostgreSQL access: a deadpool pool, plain SQL migrations from `schema/`,
+//! the embedded default cluster, and one small repository module per table
+//! family. Repositories take a `&Db` (or a transaction) and return
+//! `StoreError`; they hold no state of their own.
+
+pub mod embedded;
+pub mod lockouts;
+pub mod migrate;
+pub mod sessions;
+pub mod setup;
+pub mod users;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("unique constraint violated: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Db(String),
+    #[error("invalid database URL: {0}")]
+    BadUrl(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> StoreError {
+        if let Some(db) = e.as_db_error() {
+            if db.code() == &SqlState::UNIQUE_VIOLATION {
+                return StoreError::Conflict(db.constraint().unwrap_or("unknown").to_string());
+            }
+        }
+        if e.is_closed() {
+            return StoreError::Unavailable(e.to_string());
+        }
+        // The driver's Display is just "db error"; keep the server's message
+        // and SQLSTATE so the log line says what actually went wrong.
+        match e.as_db_error() {
+            Some(db) => StoreError::Db(format!("{} (SQLSTATE {})", db.message(), db.code().code())),
+            None => StoreError::Db(e.to_string()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> StoreError {
+        match e {
+            deadpool_postgres::PoolError::Backend(b) => StoreError::from(b),
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Shared handle to the connection pool.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+}
+
+impl Db {
+    /// Build a pool from a `postgres://` URL or a key=value string. Nothing
+    /// is dialled until the first query, so this never blocks start-up.
+    pub fn connect(url: &str, max_size: usize) -> Result<Db, StoreError> {
+        let pg: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| StoreError::BadUrl(e.to_string()))?;
+        Db::from_config(pg, max_size)
+    }
+
+    pub fn from_config(mut pg: tokio_postgres::Config, max_size: usize) -> Result<Db, StoreError> {
+        if pg.get_application_name().is_none() {
+            pg.application_name("palisade");
+        }
+        pg.connect_timeout(Duration::from_secs(5));
+        let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(mgr)
+            .max_size(max_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        Ok(Db { pool })
+    }
+
+    pub async fn conn(&self) -> Result<Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Readiness probe: one round trip with a short deadline.
+    pub async fn ping(&self) -> bool {
+        let probe = async {
+            let c = self.conn().await?;
+            c.simple_query("SELECT 1").await?;
+            Ok::<_, StoreError>(())
+        };
+        matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Ok(())))
+    }
+
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.pool.status()
+    }
+}
