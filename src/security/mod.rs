@@ -10,6 +10,7 @@ pub mod frame;
 pub mod keys;
 pub mod password;
 pub mod password_policy;
+pub mod rbac;
 pub mod redaction;
 pub mod replay;
 pub mod secret;
