@@ -14,8 +14,11 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "foundation", sql: include_str!("../../schema/0001_foundation.sql") }];
+// 0002 (audit log) and 0004 (agents) are reserved for work on other branches.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "foundation", sql: include_str!("../../schema/0001_foundation.sql") },
+    Migration { version: 3, name: "projects", sql: include_str!("../../schema/0003_projects.sql") },
+];
 
 /// Arbitrary constant naming "palisade migrations" in pg_advisory_lock.
 const MIGRATION_LOCK: i64 = 0x7061_6c69_7361_6465;

@@ -3,9 +3,14 @@
 //! family. Repositories take a `&Db` (or a transaction) and return
 //! `StoreError`; they hold no state of their own.
 
+pub mod api_keys;
 pub mod embedded;
+pub mod invitations;
 pub mod lockouts;
+pub mod memberships;
 pub mod migrate;
+pub mod password_resets;
+pub mod projects;
 pub mod sessions;
 pub mod setup;
 pub mod users;
