@@ -44,6 +44,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     pub audit_checkpoints: PathBuf,
     pub smtp_url: Option<String>,
+    /// Sender of invitation and reset mail; default `palisade@<public host>`.
+    pub smtp_from: Option<String>,
     pub max_body_bytes: usize,
     pub session_idle: Duration,
     pub session_absolute: Duration,
@@ -103,6 +105,7 @@ impl Config {
             trusted_proxies,
             audit_checkpoints,
             smtp_url: var("PALISADE_SMTP_URL"),
+            smtp_from: var("PALISADE_SMTP_FROM"),
             max_body_bytes: bounded(
                 var("PALISADE_MAX_BODY_BYTES"),
                 65_536,
