@@ -8,10 +8,14 @@
 pub mod actors;
 pub mod audit;
 pub mod authn;
+pub mod authz;
+pub mod bearer;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod outbound;
+pub mod projects;
 pub mod routes;
 pub mod security;
 pub mod server;

@@ -16,10 +16,13 @@ use crate::actors::lockout::{Lockout, LockoutArgs, LockoutMsg};
 use crate::actors::supervisor::{ChildSpec, Health, RootSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::Slot;
 use crate::authn::{CookieNames, SessionCache};
+use crate::authz::AuthzCache;
+use crate::bearer::ApiKeyCache;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::outbound::mail::{MailError, Mailer};
 use crate::routes::reply::SecurityHeaders;
-use crate::routes::router::Router;
+use crate::routes::router::{RouteTableError, Router};
 use crate::security::keys::{Keyring, Purpose};
 use crate::security::password::PasswordHasher;
 use crate::security::password_policy::PasswordPolicy;
@@ -41,6 +44,10 @@ pub enum ServerError {
     Bind(SocketAddr, std::io::Error),
     #[error("could not start the actor tree: {0}")]
     Actors(String),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error("route table: {0}")]
+    Routes(#[from] RouteTableError),
 }
 
 /// The database the server runs on; owns the embedded cluster if any.
@@ -103,6 +110,10 @@ where
 
 /// Start everything and return once the server accepts connections.
 pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, ServerError> {
+    // Refuse a bad mail setting or route table before anything is started.
+    let mail = Mailer::from_config(config.smtp_url.as_deref(), config.smtp_from.as_deref(), &config.public_url)?;
+    let router = Router::new(crate::routes::table::routes());
+    router.check()?;
     let database = Database::open(&config).await?;
     let db = database.db.clone();
     migrate::run(&db).await?;
@@ -148,9 +159,12 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
         supervisor: supervisor_slot,
         health,
         sessions: SessionCache::default(),
+        authz: AuthzCache::default(),
+        api_keys: ApiKeyCache::default(),
+        mail,
         cookies: CookieNames::new(config.secure_cookies()),
         security_headers: SecurityHeaders::new(&config),
-        router: Router::new(crate::routes::table::routes()),
+        router,
         allowed_hosts: config.allowed_hosts(),
         allowed_origins: allowed_origins(&config),
         started_at: clock.now(),

@@ -10,9 +10,12 @@ use crate::actors::supervisor::{Health, SupervisorMsg};
 use crate::actors::Slot;
 use crate::audit::AuditEvent;
 use crate::authn::{CookieNames, SessionCache};
+use crate::authz::AuthzCache;
+use crate::bearer::ApiKeyCache;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::outbound::mail::Mailer;
 use crate::routes::reply::SecurityHeaders;
 use crate::routes::router::Router;
 use crate::security::keys::Keyring;
@@ -32,6 +35,9 @@ pub struct Inner {
     pub supervisor: Slot<SupervisorMsg>,
     pub health: Health,
     pub sessions: SessionCache,
+    pub authz: AuthzCache,
+    pub api_keys: ApiKeyCache,
+    pub mail: Mailer,
     pub cookies: CookieNames,
     pub security_headers: SecurityHeaders,
     pub router: Router,

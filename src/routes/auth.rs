@@ -34,7 +34,7 @@ pub fn login_response(st: &AppState, user: &User, issued: &IssuedSession, status
     reply::with_cookies(reply::json(status, &body), &st.cookies.set(issued))
 }
 
-fn lockout_key(st: &AppState, normalized_or_raw: &str) -> EmailKey {
+pub fn lockout_key(st: &AppState, normalized_or_raw: &str) -> EmailKey {
     st.keys.key(Purpose::LockoutEmail).mac(normalized_or_raw.as_bytes())
 }
 

@@ -1,12 +1,19 @@
 //! HTTP: one warp filter that extracts the request and one `dispatch` that
 //! runs every request through the same pipeline — host check, route match,
-//! body cap, authentication, CSRF, access rule, handler — and maps every
+//! body cap, authentication (session or API key), CSRF (sessions only),
+//! access rule (project routes: `security::rbac`), handler — and maps every
 //! failure to the JSON error envelope. Routes translate HTTP into calls on
 //! actors and the store; they hold no security state of their own.
 
+pub mod access;
+pub mod api_keys;
 pub mod auth;
 pub mod health;
+pub mod invitations;
+pub mod memberships;
 pub mod pages;
+pub mod password_reset;
+pub mod projects;
 pub mod reply;
 pub mod request;
 pub mod router;
@@ -29,7 +36,7 @@ use crate::security::csrf;
 use crate::security::keys::Purpose;
 use crate::state::AppState;
 use request::{Principal, Req};
-use router::{Access, Found, Response};
+use router::{Found, Response};
 
 /// The whole HTTP surface as one warp filter.
 pub fn filter(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
@@ -121,14 +128,7 @@ where
     }
     let body = read_body(body, &headers, state.config.max_body_bytes).await?;
 
-    let principal = match state.authenticate(&headers).await {
-        Ok(Some(s)) => Principal::Session(s),
-        Ok(None) => Principal::Anonymous,
-        // A public route must keep working (login, health) even when the
-        // session store hiccups; protected routes surface the error.
-        Err(e) if route.access != Access::Public => return Err(e),
-        Err(_) => Principal::Anonymous,
-    };
+    let principal = access::principal(state, route, &headers, client_ip).await?;
     if let Principal::Session(s) = &principal {
         if unsafe_method && !route.csrf_exempt {
             let header = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
@@ -137,16 +137,7 @@ where
                 .map_err(|_| ApiError::csrf_failed())?;
         }
     }
-    match (route.access, &principal) {
-        (Access::Public, _) => {}
-        (_, Principal::Anonymous) => return Err(ApiError::unauthenticated()),
-        (Access::User, Principal::Session(_)) => {}
-        (Access::GlobalAdmin, Principal::Session(s)) => {
-            if !s.session.user.is_admin {
-                return Err(ApiError::forbidden("this action needs a global admin"));
-            }
-        }
-    }
+    let project = access::authorize(state, route.access, &params, &principal).await?;
     let req = Req {
         state: state.clone(),
         method,
@@ -157,6 +148,7 @@ where
         body,
         request_id: request_id.to_string(),
         principal,
+        project,
     };
     (route.handler)(req).await
 }

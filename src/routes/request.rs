@@ -2,6 +2,7 @@
 //! principal, with helpers that turn bad input into typed 4xx errors.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -10,13 +11,56 @@ use warp::http::{HeaderMap, Method};
 
 use crate::audit::{ActorKind, AuditEvent};
 use crate::authn::SessionAuth;
+use crate::bearer::ApiKeyAuth;
 use crate::error::ApiError;
+use crate::security::rbac::{Scope, Standing};
 use crate::state::AppState;
+use crate::store::projects::ProjectRef;
 
 #[derive(Clone)]
 pub enum Principal {
     Anonymous,
     Session(SessionAuth),
+    /// An `Authorization: Bearer pal_…` key. Only `Listing` and `Project`
+    /// routes admit it; it is never CSRF-checked (a browser cannot attach
+    /// it cross-site) and never combined with a session cookie.
+    ApiKey(ApiKeyAuth),
+}
+
+/// The signed-in person behind a request, however they authenticated.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub is_admin: bool,
+}
+
+impl Principal {
+    pub fn caller(&self) -> Option<Caller> {
+        match self {
+            Principal::Anonymous => None,
+            Principal::Session(s) => Some(Caller { user_id: s.session.user.id, is_admin: s.session.user.is_admin }),
+            Principal::ApiKey(k) => {
+                Some(Caller { user_id: k.credential.owner.id, is_admin: k.credential.owner.is_admin })
+            }
+        }
+    }
+
+    /// The scopes the request is limited to: `None` for a session (limited
+    /// by role only), the key's scopes for an API key.
+    pub fn key_scopes(&self) -> Option<&[Scope]> {
+        match self {
+            Principal::ApiKey(k) => Some(&k.scopes),
+            _ => None,
+        }
+    }
+}
+
+/// Set by the dispatcher on `Access::Project` routes once the caller has
+/// been authorized: the project and how the caller stands in it.
+#[derive(Clone, Debug)]
+pub struct ProjectAccess {
+    pub project: Arc<ProjectRef>,
+    pub standing: Standing,
 }
 
 pub struct Req {
@@ -29,6 +73,7 @@ pub struct Req {
     pub body: Bytes,
     pub request_id: String,
     pub principal: Principal,
+    pub project: Option<ProjectAccess>,
 }
 
 /// Map a serde_json error to our envelope without ever including the
@@ -98,8 +143,22 @@ impl Req {
     pub fn session(&self) -> Result<&SessionAuth, ApiError> {
         match &self.principal {
             Principal::Session(s) => Ok(s),
-            Principal::Anonymous => Err(ApiError::unauthenticated()),
+            Principal::Anonymous | Principal::ApiKey(_) => Err(ApiError::unauthenticated()),
         }
+    }
+
+    pub fn caller(&self) -> Result<Caller, ApiError> {
+        self.principal.caller().ok_or_else(ApiError::unauthenticated)
+    }
+
+    /// The authorized project of an `Access::Project` route. Its absence
+    /// means the route table is wrong (a handler reads a project its route
+    /// did not declare), which is a server bug, not a client error.
+    pub fn project(&self) -> Result<&ProjectAccess, ApiError> {
+        self.project.as_ref().ok_or_else(|| {
+            tracing::error!("handler asked for a project on a route without Access::Project");
+            ApiError::internal()
+        })
     }
 
     pub fn user_agent(&self) -> Option<&str> {
@@ -109,8 +168,14 @@ impl Req {
     /// An audit event pre-filled with who, from where, and which request.
     pub fn audit(&self, action: &str) -> AuditEvent {
         let ev = AuditEvent::new(action).ip(Some(self.client_ip)).request(&self.request_id);
+        let ev = match &self.project {
+            Some(p) => ev.project(p.project.id),
+            None => ev,
+        };
         match &self.principal {
             Principal::Session(s) => ev.user(s.session.user.id),
+            // The key id names the actor; the key row names its owner.
+            Principal::ApiKey(k) => ev.actor(ActorKind::ApiKey, Some(k.id().to_string())),
             Principal::Anonymous => ev.actor(ActorKind::Anonymous, None),
         }
     }

@@ -10,20 +10,32 @@ use warp::http::Method;
 
 use super::request::Req;
 use crate::error::ApiError;
+use crate::security::rbac::{Action, Scope};
 
 pub type Response = warp::reply::Response;
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
 pub type Handler = fn(Req) -> HandlerFuture;
 
-/// Who may call a route. Checked by the dispatcher before the handler runs.
+/// Who may call a route. Checked by the dispatcher before the handler runs
+/// (and before the body is parsed). Only `Listing` and `Project` routes can
+/// be reached with an API key; everything else needs a browser session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone; the handler applies its own rate limits.
+    /// Anyone; the handler applies its own rate limits. An `Authorization`
+    /// header is not even looked at.
     Public,
-    /// Any signed-in user.
+    /// Any signed-in user, by browser session only (self-service: `/auth/*`,
+    /// the user's own API keys).
     User,
-    /// Users with the global admin flag.
+    /// Users with the global admin flag, by browser session only.
     GlobalAdmin,
+    /// Any signed-in user, or an API key holding the scope; the handler
+    /// shows only what the caller may see (e.g. the project list).
+    Listing(Scope),
+    /// A route under `/projects/{slug}`: the dispatcher resolves the project
+    /// and the caller's standing in it and asks `security::rbac` whether the
+    /// action is allowed. Non-members get 403.
+    Project(Action),
 }
 
 pub struct Route {
@@ -36,23 +48,25 @@ pub struct Route {
     pub csrf_exempt: bool,
 }
 
-/// `route!(POST "/api/v1/auth/login", Public, csrf_exempt, auth::login)`
+/// `route!(POST "/api/v1/auth/login", Public, csrf_exempt, auth::login)`;
+/// the access expression is evaluated where the table imports `Access`'s
+/// and `Action`'s variants, e.g. `Project(RetryTask)`.
 #[macro_export]
 macro_rules! route {
-    ($method:ident $path:literal, $access:ident, csrf_exempt, $handler:path) => {
+    ($method:ident $path:literal, $access:expr, csrf_exempt, $handler:path) => {
         $crate::routes::router::Route {
             method: warp::http::Method::$method,
             path: $path,
-            access: $crate::routes::router::Access::$access,
+            access: $access,
             handler: |r| Box::pin($handler(r)),
             csrf_exempt: true,
         }
     };
-    ($method:ident $path:literal, $access:ident, $handler:path) => {
+    ($method:ident $path:literal, $access:expr, $handler:path) => {
         $crate::routes::router::Route {
             method: warp::http::Method::$method,
             path: $path,
-            access: $crate::routes::router::Access::$access,
+            access: $access,
             handler: |r| Box::pin($handler(r)),
             csrf_exempt: false,
         }
@@ -84,9 +98,33 @@ fn split(path: &'static str) -> Vec<Seg> {
         .collect()
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum RouteTableError {
+    #[error("{0} {1}: a Project route must have a {{slug}} path segment")]
+    ProjectWithoutSlug(Method, &'static str),
+    #[error("{0} {1}: a path with {{slug}} must use Access::Project")]
+    SlugWithoutProject(Method, &'static str),
+}
+
 impl Router {
     pub fn new(routes: Vec<Route>) -> Router {
         Router { routes: routes.into_iter().map(|r| (split(r.path), r)).collect() }
+    }
+
+    /// The table's structural rule: `{slug}` routes, and only they, are
+    /// project routes, so no project route can skip the membership check.
+    pub fn check(&self) -> Result<(), RouteTableError> {
+        for (segs, r) in &self.routes {
+            let has_slug = segs.iter().any(|s| matches!(s, Seg::Param("slug")));
+            match (r.access, has_slug) {
+                (Access::Project(_), false) => {
+                    return Err(RouteTableError::ProjectWithoutSlug(r.method.clone(), r.path))
+                }
+                (Access::Project(_), true) | (_, false) => {}
+                (_, true) => return Err(RouteTableError::SlugWithoutProject(r.method.clone(), r.path)),
+            }
+        }
+        Ok(())
     }
 
     pub fn routes(&self) -> impl Iterator<Item = &Route> {

@@ -1,9 +1,13 @@
 //! Every HTTP route of the product, in one list. The permission-matrix
-//! test walks this table; a route cannot be added without an access rule.
+//! test walks this table; a route cannot be added without an access rule,
+//! and a `{slug}` route cannot be added without a policy action.
 
+use super::router::Access::{GlobalAdmin, Listing, Project, Public, User};
 use super::router::Route;
-use super::{auth, health, pages, setup, users};
+use super::{api_keys, auth, health, invitations, memberships, pages, password_reset, projects, setup, users};
 use crate::route;
+use crate::security::rbac::Action::*;
+use crate::security::rbac::{Family, Scope};
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -29,6 +33,8 @@ pub fn routes() -> Vec<Route> {
         route!(GET "/api/v1/auth/sessions", User, auth::list_sessions),
         route!(POST "/api/v1/auth/sessions/revoke-others", User, auth::revoke_others),
         route!(POST "/api/v1/auth/sessions/{id}/revoke", User, auth::revoke_one),
+        route!(POST "/api/v1/auth/password-reset/request", Public, csrf_exempt, password_reset::request),
+        route!(POST "/api/v1/auth/password-reset/confirm", Public, csrf_exempt, password_reset::confirm),
         // Users (global admin).
         route!(GET "/api/v1/users", GlobalAdmin, users::list),
         route!(POST "/api/v1/users", GlobalAdmin, users::create),
@@ -36,5 +42,39 @@ pub fn routes() -> Vec<Route> {
         route!(PATCH "/api/v1/users/{id}", GlobalAdmin, users::update),
         route!(DELETE "/api/v1/users/{id}", GlobalAdmin, users::delete),
         route!(POST "/api/v1/users/{id}/sessions/revoke", GlobalAdmin, users::revoke_sessions),
+        // Projects.
+        route!(GET "/api/v1/projects", Listing(Scope::read(Family::Projects)), projects::list),
+        route!(POST "/api/v1/projects", GlobalAdmin, projects::create),
+        route!(GET "/api/v1/projects/{slug}", Project(ReadProject), projects::get),
+        route!(PATCH "/api/v1/projects/{slug}", Project(UpdateProject), projects::update),
+        route!(DELETE "/api/v1/projects/{slug}", Project(ArchiveProject), projects::archive),
+        route!(GET "/api/v1/projects/{slug}/permissions", Project(ReadProject), projects::permissions),
+        // Memberships.
+        route!(GET "/api/v1/projects/{slug}/memberships", Project(ReadMembers), memberships::list),
+        route!(POST "/api/v1/projects/{slug}/memberships", Project(ManageMembers), memberships::add),
+        route!(PATCH "/api/v1/projects/{slug}/memberships/{id}", Project(ManageMembers), memberships::update),
+        route!(DELETE "/api/v1/projects/{slug}/memberships/{id}", Project(ManageMembers), memberships::remove),
+        // Invitations. Accept is not CSRF-exempt: anonymous callers have no
+        // session to check, and a signed-in caller must prove same-origin.
+        route!(GET "/api/v1/projects/{slug}/invitations", Project(ReadInvitations), invitations::list),
+        route!(POST "/api/v1/projects/{slug}/invitations", Project(InviteMembers), invitations::create),
+        route!(DELETE "/api/v1/projects/{slug}/invitations/{id}", Project(InviteMembers), invitations::revoke),
+        route!(POST "/api/v1/invitations/preview", Public, csrf_exempt, invitations::preview),
+        route!(POST "/api/v1/invitations/accept", Public, invitations::accept),
+        // API keys (browser session only).
+        route!(GET "/api/v1/api-keys", User, api_keys::list),
+        route!(POST "/api/v1/api-keys", User, api_keys::create),
+        route!(DELETE "/api/v1/api-keys/{id}", User, api_keys::revoke),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::router::Router;
+    use super::*;
+
+    #[test]
+    fn table_is_well_formed() {
+        Router::new(routes()).check().unwrap();
+    }
 }

@@ -128,6 +128,7 @@ pub async fn update(req: Req) -> Result<Response, ApiError> {
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
     st.sessions.forget_user(id);
+    st.api_keys.forget_user(id);
     Ok(reply::ok(&json!({ "user": user })))
 }
 
@@ -148,6 +149,8 @@ pub async fn delete(req: Req) -> Result<Response, ApiError> {
     st.audit(req.audit("user.deleted").target("user", id).details(json!({ "email": target.email }))).await?;
     tx.commit().await.map_err(StoreError::from)?;
     st.sessions.forget_user(id);
+    st.api_keys.forget_user(id);
+    st.authz.forget_user(id);
     Ok(reply::no_content())
 }
 
