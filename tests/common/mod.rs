@@ -3,6 +3,9 @@
 //! advance, and a small cookie-aware HTTP client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fixtures;
+pub mod smtp_sink;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

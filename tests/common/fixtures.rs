@@ -1,0 +1,118 @@
+//! Fast fixtures for authorization tests: rows written through the
+//! library's own store functions (no HTTP, no Argon2 per user, no rate
+//! limits), and browsers holding sessions or API keys for them.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use palisade::security::keys::Purpose;
+use palisade::security::rbac::Role;
+use palisade::security::tokens;
+use palisade::state::AppState;
+use palisade::store::invitations::NewInvitation;
+use palisade::store::{invitations, memberships, projects, users};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Browser, TestServer};
+
+/// Every fixture user's password.
+pub const USER_PASSWORD: &str = "Quartz-Meadow-58!";
+
+static PHC: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+impl TestServer {
+    pub fn state(&self) -> &AppState {
+        &self.running().state
+    }
+
+    /// The Argon2 hash of `USER_PASSWORD`, computed once per test binary.
+    pub async fn phc(&self) -> String {
+        PHC.get_or_init(|| async { self.state().hasher.hash(USER_PASSWORD).await.unwrap() }).await.clone()
+    }
+
+    pub async fn make_user(&self, email: &str, is_admin: bool) -> Uuid {
+        let phc = self.phc().await;
+        let conn = self.state().db.conn().await.unwrap();
+        let new = users::NewUser { email, display_name: "", password_hash: &phc, is_admin };
+        users::insert(&conn, &new, self.state().clock.now()).await.unwrap().id
+    }
+
+    pub async fn make_project(&self, slug: &str, created_by: Uuid) -> Uuid {
+        let conn = self.state().db.conn().await.unwrap();
+        let new = projects::NewProject { slug, name: slug, description: "", created_by };
+        projects::insert(&conn, &new, self.state().clock.now()).await.unwrap().id
+    }
+
+    pub async fn add_member(&self, project: Uuid, user: Uuid, role: Role) -> Uuid {
+        let conn = self.state().db.conn().await.unwrap();
+        memberships::insert(&conn, project, user, role, self.state().clock.now()).await.unwrap()
+    }
+
+    /// A browser signed in as `user` through a freshly minted session.
+    pub async fn session(&self, user: Uuid) -> Browser {
+        let st = self.state();
+        let conn = st.db.conn().await.unwrap();
+        let issued = st.issue_session(&conn, user, None, None).await.unwrap();
+        let mut b = self.browser();
+        b.cookies.insert(st.cookies.session.to_string(), issued.token);
+        b.cookies.insert(st.cookies.csrf.to_string(), issued.csrf);
+        b
+    }
+
+    /// A browser that sends `Authorization: Bearer <key>` and no cookie.
+    pub fn with_key(&self, key: &str) -> Browser {
+        let mut b = self.browser();
+        b.extra_headers.push(("authorization".into(), format!("Bearer {key}")));
+        b
+    }
+
+    /// A pending invitation and its plaintext token.
+    pub async fn make_invitation(&self, project: Uuid, email: &str, role: Role, inviter: Uuid) -> (Uuid, String) {
+        let st = self.state();
+        let token = tokens::mint();
+        let hash = st.keys.key(Purpose::Invitation).mac(token.as_bytes());
+        let now = st.clock.now();
+        let conn = st.db.conn().await.unwrap();
+        let new = NewInvitation {
+            project_id: project,
+            email,
+            role,
+            token_hash: &hash,
+            invited_by: inviter,
+            expires_at: now + chrono::Duration::hours(72),
+        };
+        (invitations::insert(&conn, &new, now).await.unwrap().id, token)
+    }
+
+    /// A valid password-reset token for `user`.
+    pub async fn make_reset_token(&self, user: Uuid) -> String {
+        let st = self.state();
+        let token = tokens::mint();
+        let hash = st.keys.key(Purpose::PasswordReset).mac(token.as_bytes());
+        let now = st.clock.now();
+        let conn = st.db.conn().await.unwrap();
+        conn.execute(
+            "INSERT INTO password_reset_tokens (id, user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&Uuid::new_v4(), &user, &hash.as_slice(), &now, &(now + chrono::Duration::minutes(30))],
+        )
+        .await
+        .unwrap();
+        token
+    }
+
+    /// Mint an API key through the API with `owner`'s session.
+    pub async fn make_key(&self, owner: Uuid, scopes: &[&str], project: Option<&str>) -> (String, Value) {
+        let mut b = self.session(owner).await;
+        let mut body = serde_json::json!({ "name": "fixture", "scopes": scopes });
+        if let Some(p) = project {
+            body["project"] = p.into();
+        }
+        let r = b.post("/api/v1/api-keys", body).await;
+        assert_eq!(r.status, reqwest::StatusCode::CREATED, "{:?}", r.body);
+        (r.body["key"].as_str().unwrap().to_string(), r.body["api_key"].clone())
+    }
+}
+
+/// Parse a role name (tests read roles from JSON).
+pub fn role(name: &str) -> Role {
+    name.parse().unwrap()
+}
