@@ -245,7 +245,14 @@ pub async fn accept(req: Req) -> Result<Response, ApiError> {
     if !invitations::mark_accepted(&tx, inv.id, user.id, now).await? {
         return Err(invalid_or_expired());
     }
-    let membership = memberships::insert(&tx, inv.project_id, user.id, inv.role, now).await?;
+    let membership = match memberships::insert(&tx, inv.project_id, user.id, inv.role, now).await {
+        Ok(id) => id,
+        // Lost a race with an admin adding the same person directly.
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::conflict("already_member", "you are already a member of this project"))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut ev = req
         .audit("invitation.accepted")
         .target("invitation", inv.id)

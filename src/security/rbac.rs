@@ -233,7 +233,8 @@ const H: Family = Family::Channels;
 pub const SESSION_ONLY_RATIONALE: &str =
     "actions that grant access to a project or change its lifecycle need a browser session";
 
-// The one policy table.           viewer auditor operator admin global-admin
+// The one policy table. Columns: [viewer, auditor, operator, admin, global admin],
+// the API-key scope (None = browser session only), and whether it changes state.
 actions! {
     ReadProject     => "read_project",      [1, 1, 1, 1, 1], Some(Scope::read(P)),   false;
     UpdateProject   => "update_project",    [0, 0, 0, 0, 1], None,                   true;

@@ -175,3 +175,27 @@ fn allowed_actions_is_the_table_row() {
     assert_eq!(Standing::of(true, Some(Role::Viewer)), Some(Standing::GlobalAdmin));
     assert_eq!(Standing::of(false, None), None);
 }
+
+/// docs/rbac.md carries a copy of the table for readers; it must not drift.
+#[test]
+fn the_documented_table_is_the_code_table() {
+    let doc = include_str!("../../docs/rbac.md");
+    let start = doc.find("<!-- policy-table:start -->").unwrap();
+    let end = doc.find("<!-- policy-table:end -->").unwrap();
+    let rows: Vec<Vec<&str>> = doc[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), Action::ALL.len());
+    for (row, action) in rows.iter().zip(Action::ALL) {
+        assert_eq!(row[0], format!("`{}`", action.name()));
+        for (i, role) in Role::ALL.iter().enumerate() {
+            assert_eq!(row[1 + i] == "✓", allowed(*role, *action), "{} {role}", action.name());
+        }
+        assert_eq!(row[5] == "✓", permits(Standing::GlobalAdmin, *action));
+        let scope = action.scope().map(|s| format!("`{}`", s.name())).unwrap_or_else(|| "session only".into());
+        assert_eq!(row[6], scope, "{}", action.name());
+        assert_eq!(row[7], if action.writes() { "yes" } else { "no" });
+    }
+}

@@ -140,10 +140,3 @@ pub async fn touch(c: &impl GenericClient, id: Uuid, now: DateTime<Utc>, ip: IpA
     .await?;
     Ok(())
 }
-
-/// Hashes of a user's live keys, so caches can drop them when the owner is
-/// deactivated or deleted.
-pub async fn hashes_for_user(c: &impl GenericClient, user_id: Uuid) -> Result<Vec<Vec<u8>>, StoreError> {
-    let rows = c.query("SELECT key_hash FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL", &[&user_id]).await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
