@@ -102,6 +102,7 @@ pub fn run_checks(config: &Config) -> Vec<Finding> {
             }
         }
     });
+    out.push(smtp_check(config));
     let cp = &config.audit_checkpoints;
     out.push(if cp.starts_with(&config.data_dir) && config.database_url.is_none() {
         f("audit_checkpoints", Level::Warn, format!(
@@ -110,6 +111,34 @@ pub fn run_checks(config: &Config) -> Vec<Finding> {
         f("audit_checkpoints", Level::Pass, format!("checkpoints go to {}", cp.display()))
     });
     out
+}
+
+fn smtp_check(config: &Config) -> Finding {
+    let Some(raw) = config.smtp_url.as_deref() else {
+        return f(
+            "smtp",
+            Level::Warn,
+            "PALISADE_SMTP_URL is not set: invitation links are shown to the admin instead, password reset by email is off",
+        );
+    };
+    if let Err(e) =
+        crate::outbound::mail::Mailer::from_config(Some(raw), config.smtp_from.as_deref(), &config.public_url)
+    {
+        return f("smtp", Level::Fail, e.to_string());
+    }
+    let url = url::Url::parse(raw).ok();
+    let encrypted = url
+        .as_ref()
+        .is_some_and(|u| u.scheme() == "smtps" || u.query_pairs().any(|(k, v)| k == "tls" && v == "required"));
+    if encrypted || is_local_host(url.as_ref().and_then(|u| u.host_str())) {
+        f("smtp", Level::Pass, "mail goes to the relay over TLS or on this host")
+    } else {
+        f(
+            "smtp",
+            Level::Warn,
+            "mail (with one-time links) travels to the relay unencrypted; use smtps:// or ?tls=required",
+        )
+    }
 }
 
 /// Print the findings; exit code 1 when any check failed.
@@ -147,6 +176,7 @@ mod tests {
             ("PALISADE_PUBLIC_URL", "https://palisade.example.com"),
             ("PALISADE_TRUSTED_PROXIES", "127.0.0.1"),
             ("PALISADE_DATABASE_URL", "postgres://palisade@127.0.0.1/palisade"),
+            ("PALISADE_SMTP_URL", "smtps://mailer:pw@smtp.example.com"),
         ]);
         let out = run_checks(&c);
         assert!(
@@ -174,6 +204,11 @@ mod tests {
         assert_eq!(level(&out, "trusted_proxies"), Level::Fail);
         assert_eq!(level(&out, "database"), Level::Warn);
         assert_eq!(level(&out, "audit_checkpoints"), Level::Warn);
+        assert_eq!(level(&out, "smtp"), Level::Warn, "no SMTP configured");
+        let c = cfg(&[("PALISADE_SECRET", &"s".repeat(64)), ("PALISADE_SMTP_URL", "smtp://relay.example.com")]);
+        assert_eq!(level(&run_checks(&c), "smtp"), Level::Warn, "unencrypted relay");
+        let c = cfg(&[("PALISADE_SECRET", &"s".repeat(64)), ("PALISADE_SMTP_URL", "smtp://u:p@relay.example.com")]);
+        assert_eq!(level(&run_checks(&c), "smtp"), Level::Fail, "credentials in clear");
         let c = cfg(&[
             ("PALISADE_SECRET", &"s".repeat(64)),
             ("PALISADE_PUBLIC_URL", "https://p.example.com"),
