@@ -179,7 +179,7 @@ impl Config {
     /// Non-secret settings, for the start-up log line.
     pub fn summary(&self) -> String {
         format!(
-            "env={:?} bind={} public_url={} database={} data_dir={} trusted_proxies={} max_body={}B session_idle={}s session_absolute={}s",
+            "env={:?} bind={} public_url={} database={} data_dir={} trusted_proxies={} max_body={}B session_idle={}s session_absolute={}s smtp={}",
             self.env,
             self.bind,
             self.public_url,
@@ -189,6 +189,7 @@ impl Config {
             self.max_body_bytes,
             self.session_idle.as_secs(),
             self.session_absolute.as_secs(),
+            if self.smtp_url.is_some() { "on" } else { "off" },
         )
     }
 }

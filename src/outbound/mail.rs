@@ -37,10 +37,14 @@ pub enum MailError {
     Send(String),
 }
 
+/// Holds the SMTP credentials (inside the transport), so it is never
+/// `Debug`: a stray `{:?}` cannot print them.
 pub struct Mailer {
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: Mailbox,
 }
+
+crate::assert_not_impl!(Mailer, std::fmt::Debug);
 
 fn loopback(host: &url::Host<&str>) -> bool {
     match host {
