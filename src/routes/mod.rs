@@ -4,6 +4,7 @@
 //! failure to the JSON error envelope. Routes translate HTTP into calls on
 //! actors and the store; they hold no security state of their own.
 
+pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod pages;

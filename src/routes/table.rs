@@ -2,7 +2,7 @@
 //! test walks this table; a route cannot be added without an access rule.
 
 use super::router::Route;
-use super::{auth, health, pages, setup, users};
+use super::{audit, auth, health, pages, setup, users};
 use crate::route;
 
 pub fn routes() -> Vec<Route> {
@@ -36,5 +36,8 @@ pub fn routes() -> Vec<Route> {
         route!(PATCH "/api/v1/users/{id}", GlobalAdmin, users::update),
         route!(DELETE "/api/v1/users/{id}", GlobalAdmin, users::delete),
         route!(POST "/api/v1/users/{id}/sessions/revoke", GlobalAdmin, users::revoke_sessions),
+        // Audit log.
+        route!(GET "/api/v1/audit", GlobalAdmin, audit::list),
+        route!(GET "/api/v1/audit/verify", GlobalAdmin, audit::verify),
     ]
 }

@@ -3,6 +3,7 @@
 //! family. Repositories take a `&Db` (or a transaction) and return
 //! `StoreError`; they hold no state of their own.
 
+pub mod audit;
 pub mod embedded;
 pub mod lockouts;
 pub mod migrate;
@@ -62,6 +63,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    config: tokio_postgres::Config,
 }
 
 impl Db {
@@ -78,7 +80,7 @@ impl Db {
             pg.application_name("palisade");
         }
         pg.connect_timeout(Duration::from_secs(5));
-        let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let mgr = Manager::from_config(pg.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(mgr)
             .max_size(max_size)
             .runtime(Runtime::Tokio1)
@@ -87,7 +89,15 @@ impl Db {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| StoreError::BadUrl(e.to_string()))?;
-        Ok(Db { pool })
+        Ok(Db { pool, config: pg })
+    }
+
+    /// A separate pool to the same database. Actors that routes wait on
+    /// while holding a connection (the audit writer) must not draw from the
+    /// routes' pool, or a burst of requests could hold every connection
+    /// while waiting for an actor that is waiting for a connection.
+    pub fn sibling(&self, max_size: usize) -> Result<Db, StoreError> {
+        Db::from_config(self.config.clone(), max_size)
     }
 
     pub async fn conn(&self) -> Result<Object, StoreError> {
