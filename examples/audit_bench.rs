@@ -23,7 +23,8 @@ use ractor::Actor;
 use serde_json::json;
 
 fn admin_url() -> String {
-    std::env::var("PALISADE_BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("PALISADE_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 async fn fresh_db() -> (String, String) {
@@ -44,7 +45,10 @@ async fn drop_db(name: &str) {
 }
 
 fn keys() -> Arc<AuditKeys> {
-    Arc::new(AuditKeys::new(&MasterSecret::from_string("bench-master-secret-0123456789-abcdefghijkl".into()).unwrap(), &[]))
+    Arc::new(AuditKeys::new(
+        &MasterSecret::from_string("bench-master-secret-0123456789-abcdefghijkl".into()).unwrap(),
+        &[],
+    ))
 }
 
 fn event(i: u64) -> AuditEvent {
@@ -83,7 +87,8 @@ async fn append(seconds: u64) {
                     let started = Instant::now();
                     let ev = event(i);
                     i += 1;
-                    let r = writer.call(|reply| AuditMsg::Append { event: ev, reply }, Some(Duration::from_secs(30))).await;
+                    let r =
+                        writer.call(|reply| AuditMsg::Append { event: ev, reply }, Some(Duration::from_secs(30))).await;
                     assert!(matches!(r, Ok(ractor::rpc::CallResult::Success(Ok(_)))));
                     h.record(started.elapsed().as_micros() as u64).unwrap();
                 }
@@ -162,7 +167,8 @@ async fn verify(rows: i64) {
         }
         println!("scan only (fetch + decode, no MAC): {n} rows in {:.2}s", started.elapsed().as_secs_f64());
     }
-    for run in 1..=3 {
+    let runs = std::env::var("AUDIT_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    for run in 1..=runs {
         let started = Instant::now();
         let report = palisade::audit::verify::verify_table(&db, &keys, &[], |_| {}).await.unwrap();
         let secs = started.elapsed().as_secs_f64();

@@ -50,7 +50,9 @@ pub fn normalize_time(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 pub fn format_time(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    let mut buf = [0u8; 27];
+    write_time(t, &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Canonical JSON text for `details` (sorted keys, no whitespace, the same
@@ -61,17 +63,17 @@ pub fn canonical_details(details: &Value) -> Result<String, CanonicalError> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-struct Encoder(Vec<u8>);
+struct Encoder<'a>(&'a mut Vec<u8>);
 
-impl Encoder {
-    fn new(tag: &[u8]) -> Encoder {
-        let mut v = Vec::with_capacity(512);
-        v.extend_from_slice(tag);
-        v.push(0);
-        Encoder(v)
+impl Encoder<'_> {
+    fn start<'o>(out: &'o mut Vec<u8>, tag: &[u8]) -> Encoder<'o> {
+        out.clear();
+        out.extend_from_slice(tag);
+        out.push(0);
+        Encoder(out)
     }
 
-    fn field(&mut self, value: Option<&str>) {
+    fn field(&mut self, value: Option<&[u8]>) {
         match value {
             None => self.0.push(0),
             Some(s) => {
@@ -80,31 +82,144 @@ impl Encoder {
                 // KiB), so the length always fits.
                 let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
                 self.0.extend_from_slice(&len.to_be_bytes());
-                self.0.extend_from_slice(s.as_bytes());
+                self.0.extend_from_slice(s);
             }
         }
+    }
+
+    fn text(&mut self, value: Option<&str>) {
+        self.field(value.map(str::as_bytes));
+    }
+}
+
+/// Decimal text of an integer, without allocating.
+fn decimal(n: i64, buf: &mut [u8; 24]) -> &[u8] {
+    let mut i = buf.len();
+    let neg = n < 0;
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if neg {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, written by hand: chrono's formatter
+/// parses its format string on every call, which dominated verification.
+fn write_time(t: &DateTime<Utc>, buf: &mut [u8; 27]) {
+    use chrono::{Datelike, Timelike};
+    let mut put = |at: usize, v: u32, width: usize| {
+        let mut v = v;
+        for k in (0..width).rev() {
+            buf[at + k] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, u32::try_from(t.year()).unwrap_or(0), 4);
+    put(5, t.month(), 2);
+    put(8, t.day(), 2);
+    put(11, t.hour(), 2);
+    put(14, t.minute(), 2);
+    put(17, t.second(), 2);
+    put(20, t.nanosecond() / 1_000 % 1_000_000, 6);
+    for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (26, b'Z')] {
+        buf[at] = c;
+    }
+}
+
+/// A row's fields borrowed from wherever they live (an owned row, or a
+/// database row being verified without copying).
+pub struct RowView<'a> {
+    pub seq: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor_kind: &'a str,
+    pub actor_id: Option<&'a str>,
+    pub action: &'a str,
+    pub project_id: Option<Uuid>,
+    pub target_type: Option<&'a str>,
+    pub target_id: Option<&'a str>,
+    pub outcome: &'a str,
+    pub client_ip: Option<IpAddr>,
+    pub request_id: Option<&'a str>,
+    pub details: &'a str,
+    pub key_id: &'a str,
+    pub prev_hmac: [u8; 32],
+    pub row_hmac: [u8; 32],
+}
+
+impl RowView<'_> {
+    /// Write the exact bytes the row HMAC covers into `out` (cleared first).
+    pub fn write_message(&self, out: &mut Vec<u8>) {
+        let mut e = Encoder::start(out, ROW_TAG);
+        let mut num = [0u8; 24];
+        e.field(Some(decimal(self.seq, &mut num)));
+        let mut time = [0u8; 27];
+        write_time(&self.occurred_at, &mut time);
+        e.field(Some(&time));
+        e.text(Some(self.actor_kind));
+        e.text(self.actor_id);
+        e.text(Some(self.action));
+        let mut uuid = [0u8; 36];
+        e.field(self.project_id.map(|p| &*p.hyphenated().encode_lower(&mut uuid)).map(str::as_bytes));
+        e.text(self.target_type);
+        e.text(self.target_id);
+        e.text(Some(self.outcome));
+        let mut ip = [0u8; 48];
+        e.field(self.client_ip.map(|addr| {
+            use std::io::Write;
+            let mut cur = std::io::Cursor::new(&mut ip[..]);
+            let _ = write!(cur, "{addr}");
+            let n = cur.position() as usize;
+            &ip[..n]
+        }));
+        e.text(self.request_id);
+        e.text(Some(self.details));
+        e.text(Some(self.key_id));
+        let mut hex = [0u8; 64];
+        let _ = hex::encode_to_slice(self.prev_hmac, &mut hex);
+        e.field(Some(&hex));
+    }
+
+    pub fn compute_hmac(&self, key: &DerivedKey, scratch: &mut Vec<u8>) -> [u8; 32] {
+        self.write_message(scratch);
+        key.mac(scratch)
     }
 }
 
 impl AuditRow {
+    pub fn view(&self) -> RowView<'_> {
+        RowView {
+            seq: self.seq,
+            occurred_at: self.occurred_at,
+            actor_kind: &self.actor_kind,
+            actor_id: self.actor_id.as_deref(),
+            action: &self.action,
+            project_id: self.project_id,
+            target_type: self.target_type.as_deref(),
+            target_id: self.target_id.as_deref(),
+            outcome: &self.outcome,
+            client_ip: self.client_ip,
+            request_id: self.request_id.as_deref(),
+            details: &self.details,
+            key_id: &self.key_id,
+            prev_hmac: self.prev_hmac,
+            row_hmac: self.row_hmac,
+        }
+    }
+
     /// The exact bytes the row HMAC covers.
     pub fn message(&self) -> Vec<u8> {
-        let mut e = Encoder::new(ROW_TAG);
-        e.field(Some(&self.seq.to_string()));
-        e.field(Some(&format_time(&self.occurred_at)));
-        e.field(Some(&self.actor_kind));
-        e.field(self.actor_id.as_deref());
-        e.field(Some(&self.action));
-        e.field(self.project_id.map(|p| p.hyphenated().to_string()).as_deref());
-        e.field(self.target_type.as_deref());
-        e.field(self.target_id.as_deref());
-        e.field(Some(&self.outcome));
-        e.field(self.client_ip.map(|ip| ip.to_string()).as_deref());
-        e.field(self.request_id.as_deref());
-        e.field(Some(&self.details));
-        e.field(Some(&self.key_id));
-        e.field(Some(&hex::encode(self.prev_hmac)));
-        e.0
+        let mut out = Vec::with_capacity(512);
+        self.view().write_message(&mut out);
+        out
     }
 
     pub fn compute_hmac(&self, key: &DerivedKey) -> [u8; 32] {
@@ -134,15 +249,16 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn message(&self) -> Vec<u8> {
-        let mut e = Encoder::new(CHECKPOINT_TAG);
-        e.field(Some(&self.seq.to_string()));
-        e.field(Some(&hex::encode(self.head)));
-        e.field(Some(&self.rows.to_string()));
-        e.field(Some(&self.first_seq.to_string()));
-        e.field(Some(&hex::encode(self.anchor)));
-        e.field(Some(&self.at));
-        e.field(Some(&self.key_id));
-        e.0
+        let mut out = Vec::with_capacity(256);
+        let mut e = Encoder::start(&mut out, CHECKPOINT_TAG);
+        e.text(Some(&self.seq.to_string()));
+        e.text(Some(&hex::encode(self.head)));
+        e.text(Some(&self.rows.to_string()));
+        e.text(Some(&self.first_seq.to_string()));
+        e.text(Some(&hex::encode(self.anchor)));
+        e.text(Some(&self.at));
+        e.text(Some(&self.key_id));
+        out
     }
 }
 
@@ -262,6 +378,18 @@ mod tests {
         let mut null_vs_empty = base.clone();
         null_vs_empty.target_id = None;
         assert_ne!(base.message(), null_vs_empty.message());
+    }
+
+    #[test]
+    fn hand_written_formatters_match_the_library() {
+        let mut b = [0u8; 24];
+        for n in [0i64, 7, 10, 99, 1_000_000, i64::MAX, -5, i64::MIN] {
+            assert_eq!(decimal(n, &mut b), n.to_string().as_bytes());
+        }
+        for s in ["2026-12-04T10:00:00.000001Z", "0999-01-09T03:04:05.120000Z", "2026-12-31T23:59:59.999999Z"] {
+            let t = chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+            assert_eq!(format_time(&t), t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+        }
     }
 
     #[test]

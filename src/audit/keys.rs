@@ -7,6 +7,7 @@
 use crate::security::keys::{DerivedKey, Purpose};
 use crate::security::secret::MasterSecret;
 
+#[derive(Clone)]
 pub struct KeySet {
     signing: usize,
     keys: Vec<(String, DerivedKey)>,
@@ -39,6 +40,7 @@ impl KeySet {
     }
 }
 
+#[derive(Clone)]
 pub struct AuditKeys {
     pub rows: KeySet,
     pub checkpoints: KeySet,

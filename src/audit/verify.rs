@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-use super::canonical::{AuditRow, Checkpoint, GENESIS};
+use super::canonical::{Checkpoint, RowView, GENESIS};
 use super::keys::AuditKeys;
 use crate::store::{audit as store, StoreError};
 
@@ -74,6 +74,7 @@ pub struct Walker<'k> {
     keys: &'k AuditKeys,
     next_seq: i64,
     prev: [u8; 32],
+    scratch: Vec<u8>,
     pub rows: u64,
     pub last: Option<(i64, [u8; 32])>,
 }
@@ -85,10 +86,10 @@ fn finding(seq: i64, reason: Reason, detail: impl Into<String>) -> Finding {
 impl<'k> Walker<'k> {
     /// Start expecting row `seq` to chain from `prev`.
     pub fn new(keys: &'k AuditKeys, seq: i64, prev: [u8; 32]) -> Walker<'k> {
-        Walker { keys, next_seq: seq, prev, rows: 0, last: None }
+        Walker { keys, next_seq: seq, prev, scratch: Vec::with_capacity(512), rows: 0, last: None }
     }
 
-    pub fn push(&mut self, row: &AuditRow) -> Result<(), Finding> {
+    pub fn push(&mut self, row: &RowView<'_>) -> Result<(), Finding> {
         if row.seq != self.next_seq {
             return Err(finding(
                 self.next_seq,
@@ -99,7 +100,7 @@ impl<'k> Walker<'k> {
         let Some(key) = self.keys.rows.by_id(&row.key_id) else {
             return Err(finding(row.seq, Reason::UnknownKey, format!("no configured key has id {}", row.key_id)));
         };
-        if !bool::from(row.compute_hmac(key).ct_eq(&row.row_hmac)) {
+        if !bool::from(row.compute_hmac(key, &mut self.scratch).ct_eq(&row.row_hmac)) {
             return Err(finding(row.seq, Reason::HmacMismatch, "stored HMAC does not match the row's contents"));
         }
         if !bool::from(row.prev_hmac.ct_eq(&self.prev)) {
@@ -160,15 +161,45 @@ fn against_checkpoints(
 }
 
 /// Verify the whole retained table. `progress` is called every 64k rows.
+///
+/// The walk runs on its own thread with a single-threaded runtime and its
+/// own connection: tokio-postgres hands every row from its connection task
+/// to the reader, and with both on one thread that costs no cross-thread
+/// wake-up per row (it more than doubled throughput).
 pub async fn verify_table(
     db: &crate::store::Db,
+    keys: &AuditKeys,
+    checkpoints: &[Checkpoint],
+    progress: impl FnMut(u64) + Send + 'static,
+) -> Result<Report, StoreError> {
+    let (config, keys, checkpoints) = (db.config().clone(), keys.clone(), checkpoints.to_vec());
+    let joined = tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        rt.block_on(async move {
+            let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+            let driver = tokio::spawn(conn);
+            let report = walk_table(&client, &keys, &checkpoints, progress).await;
+            drop(client);
+            let _ = driver.await;
+            report
+        })
+    })
+    .await;
+    joined.map_err(|e| StoreError::Unavailable(e.to_string()))?
+}
+
+async fn walk_table(
+    client: &tokio_postgres::Client,
     keys: &AuditKeys,
     checkpoints: &[Checkpoint],
     mut progress: impl FnMut(u64),
 ) -> Result<Report, StoreError> {
     let started = Instant::now();
-    let conn = db.conn().await?;
-    let bounds = store::bounds(&conn).await?;
+    let r = client.query_one("SELECT min(seq), max(seq) FROM audit_log", &[]).await?;
+    let bounds = r.get::<_, Option<i64>>(0).zip(r.get::<_, Option<i64>>(1));
     let mut report = Report {
         intact: true,
         rows_checked: 0,
@@ -197,23 +228,24 @@ pub async fn verify_table(
             return Ok(report);
         };
         let mut walker = Walker::new(keys, start_seq, anchor);
-        let stream = store::stream_from(&conn, first).await?;
+        let stream = store::stream_rows_from(client, first).await?;
         let mut stream = std::pin::pin!(stream);
         let mut wanted_iter = wanted.iter().peekable();
         while let Some(row) = stream.next().await {
             let row = row?;
-            if let Err(f) = walker.push(&row) {
+            let view = store::view(&row);
+            if let Err(f) = walker.push(&view) {
                 report.intact = false;
                 report.rows_checked = walker.rows;
                 report.finding = Some(f);
                 report.elapsed_ms = started.elapsed().as_millis() as u64;
                 return Ok(report);
             }
-            while wanted_iter.peek().is_some_and(|s| **s < row.seq) {
+            while wanted_iter.peek().is_some_and(|s| **s < view.seq) {
                 wanted_iter.next();
             }
-            if wanted_iter.peek() == Some(&&row.seq) {
-                seen_at.push((row.seq, row.row_hmac));
+            if wanted_iter.peek() == Some(&&view.seq) {
+                seen_at.push((view.seq, view.row_hmac));
             }
             if walker.rows.is_multiple_of(65_536) {
                 progress(walker.rows);
@@ -261,7 +293,7 @@ pub async fn verify_since_checkpoint(
     let stream = store::stream_from(&conn, newest.seq).await?;
     let mut stream = std::pin::pin!(stream);
     while let Some(row) = stream.next().await {
-        if let Err(f) = walker.push(&row?) {
+        if let Err(f) = walker.push(&row?.view()) {
             return Ok(Err(f));
         }
     }

@@ -55,7 +55,7 @@ pub async fn verify(config: &Config, checkpoints: Option<PathBuf>, json: bool) -
                 Err(_) => 0,
             };
             let tty = std::io::stderr().is_terminal();
-            verify::verify_table(&database.db, &keys, &cps, |done| {
+            verify::verify_table(&database.db, &keys, &cps, move |done| {
                 if tty {
                     progress_bar(done, total)
                 }

@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::audit::canonical::AuditRow;
+use crate::audit::canonical::{AuditRow, RowView};
 
 /// `pg_advisory_xact_lock` key naming "the audit chain": every replica's
 /// writer takes it for the whole append transaction.
@@ -19,10 +19,31 @@ pub const CHAIN_LOCK: i64 = 0x6175_6469_7463_6861;
 const COLUMNS: &str = "seq, occurred_at, actor_kind, actor_id, action, project_id, target_type, target_id, outcome, \
                        client_ip, request_id, details, key_id, prev_hmac, row_hmac";
 
-fn hash32(v: Vec<u8>) -> [u8; 32] {
+fn hash32(v: impl AsRef<[u8]>) -> [u8; 32] {
     // Column CHECKs guarantee 32 bytes; a tampered length becomes zeros,
     // which can never verify, so the verifier reports the row.
-    <[u8; 32]>::try_from(v.as_slice()).unwrap_or([0u8; 32])
+    <[u8; 32]>::try_from(v.as_ref()).unwrap_or([0u8; 32])
+}
+
+/// Borrow a row's fields without copying (the verifier's hot path).
+pub fn view(r: &Row) -> RowView<'_> {
+    RowView {
+        seq: r.get(0),
+        occurred_at: r.get(1),
+        actor_kind: r.get(2),
+        actor_id: r.get(3),
+        action: r.get(4),
+        project_id: r.get(5),
+        target_type: r.get(6),
+        target_id: r.get(7),
+        outcome: r.get(8),
+        client_ip: r.get(9),
+        request_id: r.get(10),
+        details: r.get(11),
+        key_id: r.get(12),
+        prev_hmac: hash32(r.get::<_, &[u8]>(13)),
+        row_hmac: hash32(r.get::<_, &[u8]>(14)),
+    }
 }
 
 pub fn from_row(r: &Row) -> AuditRow {
@@ -40,8 +61,8 @@ pub fn from_row(r: &Row) -> AuditRow {
         request_id: r.get(10),
         details: r.get(11),
         key_id: r.get(12),
-        prev_hmac: hash32(r.get(13)),
-        row_hmac: hash32(r.get(14)),
+        prev_hmac: hash32(r.get::<_, Vec<u8>>(13)),
+        row_hmac: hash32(r.get::<_, Vec<u8>>(14)),
     }
 }
 
@@ -53,13 +74,13 @@ pub async fn lock_chain(c: &impl GenericClient) -> Result<(), StoreError> {
 /// (seq, row_hmac) of the newest row.
 pub async fn head(c: &impl GenericClient) -> Result<Option<(i64, [u8; 32])>, StoreError> {
     let row = c.query_opt("SELECT seq, row_hmac FROM audit_log ORDER BY seq DESC LIMIT 1", &[]).await?;
-    Ok(row.map(|r| (r.get(0), hash32(r.get(1)))))
+    Ok(row.map(|r| (r.get(0), hash32(r.get::<_, Vec<u8>>(1)))))
 }
 
 /// (seq, prev_hmac) of the oldest row.
 pub async fn first(c: &impl GenericClient) -> Result<Option<(i64, [u8; 32])>, StoreError> {
     let row = c.query_opt("SELECT seq, prev_hmac FROM audit_log ORDER BY seq ASC LIMIT 1", &[]).await?;
-    Ok(row.map(|r| (r.get(0), hash32(r.get(1)))))
+    Ok(row.map(|r| (r.get(0), hash32(r.get::<_, Vec<u8>>(1)))))
 }
 
 pub async fn row_at(c: &impl GenericClient, seq: i64) -> Result<Option<AuditRow>, StoreError> {
@@ -97,6 +118,12 @@ pub async fn insert_batch(c: &impl GenericClient, rows: &[AuditRow]) -> Result<(
     )
     .await?;
     Ok(())
+}
+
+/// Raw rows with `seq >= from` in order, streamed (constant memory).
+pub async fn stream_rows_from(c: &tokio_postgres::Client, from: i64) -> Result<tokio_postgres::RowStream, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq >= $1 ORDER BY seq");
+    Ok(c.query_raw(&sql, [&from]).await?)
 }
 
 /// Rows with `seq >= from` in order, streamed (constant memory).

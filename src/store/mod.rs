@@ -96,6 +96,12 @@ impl Db {
     /// while holding a connection (the audit writer) must not draw from the
     /// routes' pool, or a burst of requests could hold every connection
     /// while waiting for an actor that is waiting for a connection.
+    /// Connection settings, for tools that need a connection of their own
+    /// outside the pool (e.g. on a dedicated runtime).
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
     pub fn sibling(&self, max_size: usize) -> Result<Db, StoreError> {
         Db::from_config(self.config.clone(), max_size)
     }
