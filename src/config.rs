@@ -37,6 +37,10 @@ pub struct Config {
     pub bind: SocketAddr,
     pub public_url: url::Url,
     pub secret: MasterSecret,
+    /// Earlier master secrets (`PALISADE_PREVIOUS_SECRETS`, comma-separated):
+    /// still accepted for verifying what they signed (audit rows, agent
+    /// tokens), never used to sign anything new.
+    pub previous_secrets: Vec<MasterSecret>,
     /// True when no `PALISADE_SECRET` was given in dev and one was minted.
     pub secret_is_ephemeral: bool,
     pub database_url: Option<String>,
@@ -57,6 +61,7 @@ pub struct Config {
     pub extra_allowed_hosts: Vec<String>,
     pub security_contact: String,
     pub audit_allow_broken_chain: bool,
+    pub audit_checkpoint_interval: Duration,
 }
 
 impl Config {
@@ -86,6 +91,13 @@ impl Config {
             _ => return Err(ConfigError::SecretRequired),
         };
 
+        let mut previous_secrets = Vec::new();
+        for part in get("PALISADE_PREVIOUS_SECRETS").unwrap_or_default().split(',') {
+            if !part.trim().is_empty() {
+                previous_secrets.push(MasterSecret::from_string(part.to_string())?);
+            }
+        }
+
         let data_dir = PathBuf::from(var("PALISADE_DATA_DIR").unwrap_or_else(|| "./palisade-data".into()));
         let audit_checkpoints = var("PALISADE_AUDIT_CHECKPOINTS")
             .map(PathBuf::from)
@@ -100,6 +112,7 @@ impl Config {
             public_url,
             secret,
             secret_is_ephemeral,
+            previous_secrets,
             database_url: var("PALISADE_DATABASE_URL"),
             data_dir,
             trusted_proxies,
@@ -138,6 +151,13 @@ impl Config {
             security_contact: var("PALISADE_SECURITY_CONTACT")
                 .unwrap_or_else(|| format!("mailto:security@{}", public_url_host(&var("PALISADE_PUBLIC_URL")))),
             audit_allow_broken_chain: matches!(var("PALISADE_AUDIT_ALLOW_BROKEN_CHAIN").as_deref(), Some("1" | "true")),
+            audit_checkpoint_interval: Duration::from_millis(bounded(
+                var("PALISADE_AUDIT_CHECKPOINT_MS"),
+                1_000,
+                10,
+                60_000,
+                "PALISADE_AUDIT_CHECKPOINT_MS",
+            )?),
         })
     }
 

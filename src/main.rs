@@ -4,14 +4,15 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use palisade::cli::{AdminCommand, Cli, Command};
+use palisade::cli::{AdminCommand, AuditCommand, Cli, Command};
 use palisade::clock::SystemClock;
 use palisade::config::Config;
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if std::env::var("PALISADE_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -56,6 +57,23 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let password = palisade::cli::admin::read_password(std::io::stdin().lock())?;
             let user = palisade::cli::admin::create(&config, &email, &password, &display_name).await?;
             println!("created global admin {} ({})", user.email, user.id);
+            Ok(0)
+        }
+        Command::Audit { command: AuditCommand::Verify { checkpoints, json } } => {
+            let config = match Config::from_env() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: configuration: {e}");
+                    return Ok(palisade::cli::audit::EXIT_ERROR);
+                }
+            };
+            Ok(palisade::cli::audit::verify(&config, checkpoints, json).await)
+        }
+        Command::Audit { command: AuditCommand::Prune { keep_days, below_seq } } => {
+            let config = Config::from_env().context("configuration")?;
+            let deleted =
+                palisade::cli::audit::prune(&config, keep_days, below_seq).await.map_err(anyhow::Error::msg)?;
+            println!("pruned {deleted} audit row(s)");
             Ok(0)
         }
         Command::Check { deploy } => {

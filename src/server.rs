@@ -11,10 +11,13 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::actors::audit_writer::{AuditMsg, AuditWriter, AuditWriterArgs};
 use crate::actors::limiter::{Limiter, LimiterArgs, LimiterMsg};
 use crate::actors::lockout::{Lockout, LockoutArgs, LockoutMsg};
 use crate::actors::supervisor::{ChildSpec, Health, RootSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::Slot;
+use crate::audit::checkpoint::{CheckpointSink, FileSink};
+use crate::audit::keys::AuditKeys;
 use crate::authn::{CookieNames, SessionCache};
 use crate::authz::AuthzCache;
 use crate::bearer::ApiKeyCache;
@@ -33,6 +36,9 @@ use crate::store::{migrate, setup, users, Db, StoreError};
 
 pub const SETUP_TOKEN_TTL: Duration = Duration::from_secs(3600);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The audit writer's own connections (one batch at a time needs one; the
+/// second covers a reconnect while the first is being recycled).
+const AUDIT_POOL_SIZE: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -66,6 +72,17 @@ impl Database {
                 Ok(Database { db, embedded: Some(pg) })
             }
         }
+    }
+
+    /// For CLI tools: like `open`, but if `serve` is already running the
+    /// embedded cluster, use it instead of failing on the lock.
+    pub async fn open_shared(config: &Config) -> Result<Database, ServerError> {
+        if config.database_url.is_none() {
+            if let Some(pg) = crate::store::embedded::running_config(&config.data_dir) {
+                return Ok(Database { db: Db::from_config(pg, 4)?, embedded: None });
+            }
+        }
+        Database::open(config).await
     }
 
     pub async fn close(self) {
@@ -108,6 +125,17 @@ where
     }
 }
 
+/// The innermost error of a chain: a child's start-up failure arrives
+/// wrapped twice ("actor panicked during startup …"), which hides the
+/// sentence the operator needs.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
 /// Start everything and return once the server accepts connections.
 pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, ServerError> {
     // Refuse a bad mail setting or route table before anything is started.
@@ -128,8 +156,29 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
 
     let limiter: Slot<LimiterMsg> = Slot::new("limiter");
     let lockout: Slot<LockoutMsg> = Slot::new("lockout");
+    let audit_writer: Slot<AuditMsg> = Slot::new("audit_writer");
+    let audit_keys = Arc::new(AuditKeys::new(&config.secret, &config.previous_secrets));
+    let checkpoint_sink: Arc<dyn CheckpointSink> = Arc::new(FileSink::new(config.audit_checkpoints.clone()));
     let health = Health::default();
+    // Start order matters: everything else may audit, so the writer is
+    // first (and, on shutdown, last to stop).
     let children = vec![
+        child("audit_writer", audit_writer.clone(), {
+            let db = db.sibling(AUDIT_POOL_SIZE)?;
+            let (clock, keys, sink) = (clock.clone(), audit_keys.clone(), checkpoint_sink.clone());
+            let (interval, allow) = (config.audit_checkpoint_interval, config.audit_allow_broken_chain);
+            move || {
+                let args = AuditWriterArgs {
+                    db: db.clone(),
+                    keys: keys.clone(),
+                    sink: sink.clone(),
+                    clock: clock.clone(),
+                    checkpoint_interval: interval,
+                    allow_broken_chain: allow,
+                };
+                (AuditWriter, args)
+            }
+        }),
         child("limiter", limiter.clone(), {
             let (clock, max_keys) = (clock.clone(), config.limiter_max_keys);
             move || (Limiter, LimiterArgs { clock: clock.clone(), max_keys })
@@ -142,7 +191,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
     ];
     let (supervisor, _) = Actor::spawn(None, RootSupervisor, SupervisorArgs { children, health: health.clone() })
         .await
-        .map_err(|e| ServerError::Actors(e.to_string()))?;
+        .map_err(|e| ServerError::Actors(root_cause(&e)))?;
     let supervisor_slot = Slot::new("supervisor");
     supervisor_slot.set(Some(supervisor.clone()));
 
@@ -154,6 +203,9 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
         clock: clock.clone(),
         hasher,
         policy: PasswordPolicy::default(),
+        audit_writer,
+        audit_keys,
+        checkpoint_sink,
         limiter,
         lockout,
         supervisor: supervisor_slot,

@@ -4,10 +4,13 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::actors::audit_writer::AuditMsg;
 use crate::actors::limiter::{Bucket, Decision, LimiterMsg};
 use crate::actors::lockout::LockoutMsg;
 use crate::actors::supervisor::{Health, SupervisorMsg};
 use crate::actors::Slot;
+use crate::audit::checkpoint::CheckpointSink;
+use crate::audit::keys::AuditKeys;
 use crate::audit::AuditEvent;
 use crate::authn::{CookieNames, SessionCache};
 use crate::authz::AuthzCache;
@@ -30,6 +33,9 @@ pub struct Inner {
     pub clock: SharedClock,
     pub hasher: PasswordHasher,
     pub policy: PasswordPolicy,
+    pub audit_writer: Slot<AuditMsg>,
+    pub audit_keys: Arc<AuditKeys>,
+    pub checkpoint_sink: Arc<dyn CheckpointSink>,
     pub limiter: Slot<LimiterMsg>,
     pub lockout: Slot<LockoutMsg>,
     pub supervisor: Slot<SupervisorMsg>,
@@ -57,6 +63,7 @@ impl Deref for AppState {
 }
 
 const ACTOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const AUDIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl AppState {
     pub fn new(inner: Inner) -> AppState {
@@ -73,11 +80,18 @@ impl AppState {
         }
     }
 
-    /// Append an audit row; returns only after it is committed.
-    pub async fn audit(&self, event: AuditEvent) -> Result<(), ApiError> {
-        // TEMP: replaced by the audit writer actor.
-        tracing::info!(action = %event.action, "audit");
-        Ok(())
+    /// Append an audit row; returns only after it is committed. Callers do
+    /// this before committing the action itself, so an action whose row
+    /// could not be written is rolled back and reported as failed.
+    pub async fn audit(&self, event: AuditEvent) -> Result<i64, ApiError> {
+        let action = event.action.clone();
+        match self.audit_writer.call(|reply| AuditMsg::Append { event, reply }, AUDIT_TIMEOUT).await? {
+            Ok(seq) => Ok(seq),
+            Err(e) => {
+                tracing::error!(error = %e, action, "audit append failed; refusing the action");
+                Err(ApiError::unavailable("the audit log could not record this action, so it was not performed"))
+            }
+        }
     }
 }
 

@@ -260,9 +260,15 @@ impl World {
                 ok(route.path, Some(body), StatusCode::OK)
             }
             ("POST", "/api/v1/auth/logout") => ok(route.path, Some(json!({})), StatusCode::NO_CONTENT),
-            ("GET", "/api/v1/auth/me" | "/api/v1/auth/sessions" | "/api/v1/users" | "/api/v1/projects") => {
-                ok(route.path, None, StatusCode::OK)
-            }
+            (
+                "GET",
+                "/api/v1/auth/me"
+                | "/api/v1/auth/sessions"
+                | "/api/v1/users"
+                | "/api/v1/projects"
+                | "/api/v1/audit"
+                | "/api/v1/audit/verify",
+            ) => ok(route.path, None, StatusCode::OK),
             ("PATCH", "/api/v1/auth/me") => ok(route.path, Some(json!({ "display_name": "M" })), StatusCode::OK),
             ("POST", "/api/v1/auth/change-password") => {
                 // The global admin's password is ADMIN_PASSWORD.

@@ -137,6 +137,31 @@ async fn no_table_holds_any_issued_secret() {
     secrets.push(("open reset token", token_after(&sink.wait_for(4).await[3].text(), "/reset#token=")));
 
     let db = srv.db.client().await;
+    // Every one of those actions left an audit row (the scan below covers
+    // their details too), project-scoped ones tagged with the project.
+    let actions: Vec<String> =
+        db.query("SELECT DISTINCT action FROM audit_log", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    for a in [
+        "project.created",
+        "invitation.created",
+        "invitation.email_delivery",
+        "invitation.accepted",
+        "api_key.created",
+        "api_key.revoked",
+        "auth.password_reset_requested",
+        "auth.password_reset_completed",
+    ] {
+        assert!(actions.contains(&a.to_string()), "no {a} audit row: {actions:?}");
+    }
+    let untagged: i64 = db
+        .query_one("SELECT count(*) FROM audit_log WHERE action LIKE 'invitation.%' AND project_id IS NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(untagged, 0);
+    let mut ga = srv.session(db.query_one("SELECT id FROM users WHERE is_admin", &[]).await.unwrap().get(0)).await;
+    let r = ga.get("/api/v1/audit/verify").await;
+    assert_eq!((r.status, r.body["intact"].clone()), (StatusCode::OK, json!(true)), "{}", r.text);
     // The scanner itself must see a planted secret, in a disguised form.
     db.batch_execute("CREATE TABLE canary (note text, blob bytea)").await.unwrap();
     let planted = secrets[2].1.clone();

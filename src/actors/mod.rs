@@ -4,6 +4,7 @@
 //! replaced without any route holding a dangling reference.
 //! docs/runtime-semantics.md describes ordering, back-pressure and restarts.
 
+pub mod audit_writer;
 pub mod limiter;
 pub mod lockout;
 pub mod supervisor;

@@ -2,6 +2,7 @@
 //! process exit code; `main` only parses arguments and sets up logging.
 
 pub mod admin;
+pub mod audit;
 pub mod check;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Check a deployment's configuration.
     Check {
         /// Run the named deployment checks (secret, bind, public URL, proxies, database, audit sink).
@@ -43,5 +49,27 @@ pub enum AdminCommand {
         password_stdin: bool,
         #[arg(long, default_value = "")]
         display_name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Verify every row, the chain links and the signed checkpoints.
+    /// Exit 0 intact, 1 tampered (prints the first bad row and why), 2 could not run.
+    Verify {
+        /// Checkpoint file (default: PALISADE_AUDIT_CHECKPOINTS).
+        #[arg(long)]
+        checkpoints: Option<std::path::PathBuf>,
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the oldest rows, keeping the rest verifiable (the new start
+    /// is recorded in a signed checkpoint first). Needs the table owner's role.
+    Prune {
+        #[arg(long, conflicts_with = "below_seq")]
+        keep_days: Option<u32>,
+        #[arg(long)]
+        below_seq: Option<i64>,
     },
 }

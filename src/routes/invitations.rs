@@ -90,13 +90,14 @@ pub async fn create(req: Req) -> Result<Response, ApiError> {
         let name = project_name(st, project.id).await?;
         let sent = st.mail.send(&address, &mail::invitation(&name, role.as_str(), &link, TTL_HOURS)).await;
         let ev = req.audit("invitation.email_delivery").target("invitation", inv.id).project(project.id);
-        match &sent {
-            Ok(()) => st.audit(ev).await?,
+        let ev = match &sent {
+            Ok(()) => ev,
             Err(e) => {
                 tracing::warn!(error = %e, invitation = %inv.id, "invitation mail was not delivered");
-                st.audit(ev.outcome(Outcome::Failure).details(json!({ "reason": "delivery_failed" }))).await?;
+                ev.outcome(Outcome::Failure).details(json!({ "reason": "delivery_failed" }))
             }
-        }
+        };
+        st.audit(ev).await?;
         out["email_sent"] = json!(sent.is_ok());
         if sent.is_ok() {
             return Ok(reply::created(&out));

@@ -4,7 +4,7 @@
 
 use super::router::Access::{GlobalAdmin, Listing, Project, Public, User};
 use super::router::Route;
-use super::{api_keys, auth, health, invitations, memberships, pages, password_reset, projects, setup, users};
+use super::{api_keys, audit, auth, health, invitations, memberships, pages, password_reset, projects, setup, users};
 use crate::route;
 use crate::security::rbac::Action::*;
 use crate::security::rbac::{Family, Scope};
@@ -65,6 +65,9 @@ pub fn routes() -> Vec<Route> {
         route!(GET "/api/v1/api-keys", User, api_keys::list),
         route!(POST "/api/v1/api-keys", User, api_keys::create),
         route!(DELETE "/api/v1/api-keys/{id}", User, api_keys::revoke),
+        // Audit log.
+        route!(GET "/api/v1/audit", GlobalAdmin, audit::list),
+        route!(GET "/api/v1/audit/verify", GlobalAdmin, audit::verify),
     ]
 }
 

@@ -71,6 +71,8 @@ impl Purpose {
 }
 
 /// A 32-byte derived key. Not `Debug`, not `Display`, zeroed on drop.
+/// Cloning copies the key (for handing it to a worker thread).
+#[derive(Clone)]
 pub struct DerivedKey {
     bytes: Zeroizing<[u8; 32]>,
 }

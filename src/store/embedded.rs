@@ -133,6 +133,17 @@ fn live_postmaster(pgdata: &Path) -> Option<i32> {
     alive.then_some(pid)
 }
 
+/// Connection settings for an embedded cluster another `palisade serve`
+/// is already running on this data directory (so CLI tools can use it
+/// without starting a second postmaster).
+pub fn running_config(data_dir: &Path) -> Option<tokio_postgres::Config> {
+    let data_dir = data_dir.canonicalize().ok()?;
+    live_postmaster(&data_dir.join("pg"))?;
+    let mut c = tokio_postgres::Config::new();
+    c.host_path(socket_dir_for(&data_dir)).port(PORT).user(SUPERUSER).dbname(DATABASE);
+    Some(c)
+}
+
 impl EmbeddedPostgres {
     pub async fn start(data_dir: &Path) -> Result<EmbeddedPostgres, EmbeddedError> {
         let bins = find_binaries()?;

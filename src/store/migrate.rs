@@ -14,9 +14,10 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-// 0002 (audit log) and 0004 (agents) are reserved for work on other branches.
+// 0004 (agents) is reserved for work on another branch.
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../../schema/0001_foundation.sql") },
+    Migration { version: 2, name: "audit", sql: include_str!("../../schema/0002_audit.sql") },
     Migration { version: 3, name: "projects", sql: include_str!("../../schema/0003_projects.sql") },
 ];
 
@@ -30,6 +31,13 @@ fn checksum(sql: &str) -> String {
 /// Apply every pending migration; returns the versions applied now.
 pub async fn run(db: &Db) -> Result<Vec<i32>, StoreError> {
     let mut conn = db.conn().await?;
+    // Fast path, and what lets a least-privilege application role (which
+    // cannot create tables) start once an owner has migrated: nothing to do.
+    if let Some(applied) = applied_versions(&conn).await? {
+        if MIGRATIONS.iter().all(|m| applied.contains(&m.version)) {
+            return Ok(Vec::new());
+        }
+    }
     conn.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version    integer PRIMARY KEY,
@@ -44,6 +52,15 @@ pub async fn run(db: &Db) -> Result<Vec<i32>, StoreError> {
     // Unlock even on failure so a retry (or another replica) can proceed.
     let _ = conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await;
     result
+}
+
+async fn applied_versions(conn: &deadpool_postgres::Object) -> Result<Option<Vec<i32>>, StoreError> {
+    let exists: bool = conn.query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[]).await?.get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let rows = conn.query("SELECT version FROM schema_migrations", &[]).await?;
+    Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
 }
 
 async fn apply_pending(conn: &mut deadpool_postgres::Object) -> Result<Vec<i32>, StoreError> {

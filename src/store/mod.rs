@@ -4,6 +4,7 @@
 //! `StoreError`; they hold no state of their own.
 
 pub mod api_keys;
+pub mod audit;
 pub mod embedded;
 pub mod invitations;
 pub mod lockouts;
@@ -67,6 +68,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    config: tokio_postgres::Config,
 }
 
 impl Db {
@@ -83,7 +85,7 @@ impl Db {
             pg.application_name("palisade");
         }
         pg.connect_timeout(Duration::from_secs(5));
-        let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let mgr = Manager::from_config(pg.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(mgr)
             .max_size(max_size)
             .runtime(Runtime::Tokio1)
@@ -92,7 +94,21 @@ impl Db {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| StoreError::BadUrl(e.to_string()))?;
-        Ok(Db { pool })
+        Ok(Db { pool, config: pg })
+    }
+
+    /// A separate pool to the same database. Actors that routes wait on
+    /// while holding a connection (the audit writer) must not draw from the
+    /// routes' pool, or a burst of requests could hold every connection
+    /// while waiting for an actor that is waiting for a connection.
+    /// Connection settings, for tools that need a connection of their own
+    /// outside the pool (e.g. on a dedicated runtime).
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    pub fn sibling(&self, max_size: usize) -> Result<Db, StoreError> {
+        Db::from_config(self.config.clone(), max_size)
     }
 
     pub async fn conn(&self) -> Result<Object, StoreError> {

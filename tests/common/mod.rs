@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fixtures;
+pub mod process;
 pub mod smtp_sink;
 
 use std::collections::HashMap;
@@ -131,14 +132,38 @@ impl TestServer {
     }
 
     pub async fn start_with(extra: &[(&str, &str)]) -> TestServer {
+        TestServer::start_on(TestDb::fresh().await, tempdir::Dir::new(), extra).await
+    }
+
+    /// Start on an existing database and data directory (restart tests).
+    pub async fn start_on(db: TestDb, data_dir: tempdir::Dir, extra: &[(&str, &str)]) -> TestServer {
+        TestServer::try_start_on(db, data_dir, extra).await.map_err(|(e, _, _)| e).expect("server starts")
+    }
+
+    pub async fn try_start_on(
+        db: TestDb,
+        data_dir: tempdir::Dir,
+        extra: &[(&str, &str)],
+    ) -> Result<TestServer, (String, TestDb, tempdir::Dir)> {
         init_logging();
-        let db = TestDb::fresh().await;
-        let data_dir = tempdir::Dir::new();
         let clock = ManualClock::new();
         let config = config_with(&db.url, data_dir.path(), extra);
-        let running = server::start(config, clock.clone()).await.expect("server starts");
-        let base = format!("http://{}", running.addr);
-        TestServer { running: Some(running), base, clock, db, data_dir }
+        match server::start(config, clock.clone()).await {
+            Ok(running) => {
+                let base = format!("http://{}", running.addr);
+                Ok(TestServer { running: Some(running), base, clock, db, data_dir })
+            }
+            Err(e) => Err((e.to_string(), db, data_dir)),
+        }
+    }
+
+    /// Stop cleanly and hand back the database and data directory.
+    pub async fn stop(mut self) -> (TestDb, tempdir::Dir) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        let TestServer { db, data_dir, .. } = self;
+        (db, data_dir)
     }
 
     pub fn running(&self) -> &Running {
