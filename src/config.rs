@@ -62,6 +62,8 @@ pub struct Config {
     pub security_contact: String,
     pub audit_allow_broken_chain: bool,
     pub audit_checkpoint_interval: Duration,
+    pub agent_idle_timeout: Duration,
+    pub ingest_budget: usize,
 }
 
 impl Config {
@@ -158,6 +160,8 @@ impl Config {
                 60_000,
                 "PALISADE_AUDIT_CHECKPOINT_MS",
             )?),
+            agent_idle_timeout: secs(var("PALISADE_AGENT_IDLE_SECS"), 90, 15, 3_600, "PALISADE_AGENT_IDLE_SECS")?,
+            ingest_budget: bounded(var("PALISADE_INGEST_BUDGET"), 50_000, 1_000, 10_000_000, "PALISADE_INGEST_BUDGET")?,
         })
     }
 

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod fleet;
 pub mod outbound;
 pub mod projects;
 pub mod routes;

@@ -8,13 +8,18 @@ use crate::state::AppState;
 /// Called once a project's archiving has been committed (never before, and
 /// never when the project was already archived).
 ///
-/// Archiving must cut the project's live agent connections: an archived
-/// project accepts no events and dispatches no commands. Agent sessions do
-/// not exist yet (the agent gateway lands separately), so today there is
-/// nothing to close; the gateway connects here. The hook cannot fail the
-/// request that archived the project (the archive is already durable), so
-/// anything it does that can fail must log and carry on.
+/// Archiving cuts the project's live agent connections at once (close
+/// 4003; the agent backs off as for a revoked credential): an archived
+/// project accepts no events and dispatches no commands, and its agents'
+/// tokens are refused at the next connect. The hook cannot fail the request
+/// that archived the project (the archive is already durable), so it only
+/// logs if the registry is unreachable.
 pub async fn on_archived(st: &AppState, project_id: Uuid) {
-    let _ = st;
-    tracing::info!(%project_id, "project archived; no agent sessions to close (agent gateway not present)");
+    let msg = crate::actors::session_registry::RegistryMsg::CloseProject {
+        project_id,
+        code: crate::actors::agent_session::close::REVOKED,
+    };
+    if st.registry.cast(msg).is_err() {
+        tracing::warn!(%project_id, "project archived, but the session registry is down; its agents are refused at reconnect");
+    }
 }

@@ -12,8 +12,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::actors::audit_writer::{AuditMsg, AuditWriter, AuditWriterArgs};
+use crate::actors::dispatcher::{Dispatcher, DispatcherMsg};
+use crate::actors::ingest::{Budget, Ingest, IngestArgs, IngestMsg};
 use crate::actors::limiter::{Limiter, LimiterArgs, LimiterMsg};
 use crate::actors::lockout::{Lockout, LockoutArgs, LockoutMsg};
+use crate::actors::session_registry::{RegistryMsg, SessionRegistry};
 use crate::actors::supervisor::{ChildSpec, Health, RootSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::Slot;
 use crate::audit::checkpoint::{CheckpointSink, FileSink};
@@ -39,6 +42,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The audit writer's own connections (one batch at a time needs one; the
 /// second covers a reconnect while the first is being recycled).
 const AUDIT_POOL_SIZE: usize = 2;
+/// Ingest commits up to two batches at once.
+const INGEST_POOL_SIZE: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -157,6 +162,9 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
     let limiter: Slot<LimiterMsg> = Slot::new("limiter");
     let lockout: Slot<LockoutMsg> = Slot::new("lockout");
     let audit_writer: Slot<AuditMsg> = Slot::new("audit_writer");
+    let registry: Slot<RegistryMsg> = Slot::new("session_registry");
+    let ingest: Slot<IngestMsg> = Slot::new("ingest");
+    let dispatcher: Slot<DispatcherMsg> = Slot::new("dispatcher");
     let audit_keys = Arc::new(AuditKeys::new(&config.secret, &config.previous_secrets));
     let checkpoint_sink: Arc<dyn CheckpointSink> = Arc::new(FileSink::new(config.audit_checkpoints.clone()));
     let health = Health::default();
@@ -188,6 +196,14 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
             let (threshold, duration) = (config.lockout_threshold, config.lockout_duration);
             move || (Lockout, LockoutArgs { db: db.clone(), clock: clock.clone(), threshold, duration })
         }),
+        child("session_registry", registry.clone(), || (SessionRegistry, ())),
+        child("ingest", ingest.clone(), {
+            // Its own connections: a slow ingest must not starve requests,
+            // and requests must not starve ingest.
+            let db = db.sibling(INGEST_POOL_SIZE)?;
+            let clock = clock.clone();
+            move || (Ingest, IngestArgs { db: db.clone(), clock: clock.clone() })
+        }),
     ];
     let (supervisor, _) = Actor::spawn(None, RootSupervisor, SupervisorArgs { children, health: health.clone() })
         .await
@@ -208,6 +224,13 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
         checkpoint_sink,
         limiter,
         lockout,
+        registry,
+        ingest,
+        dispatcher: dispatcher.clone(),
+        ingest_budget: Budget::new(config.ingest_budget),
+        redactor: Arc::new(
+            crate::security::redaction::Redactor::with_defaults().map_err(|e| ServerError::Actors(e.to_string()))?,
+        ),
         supervisor: supervisor_slot,
         health,
         sessions: SessionCache::default(),
@@ -222,6 +245,17 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
         started_at: clock.now(),
         config,
     });
+
+    // The dispatcher needs the shared state, so it joins the tree last.
+    let dispatcher_spec = child("dispatcher", dispatcher, {
+        let st = state.clone();
+        move || (Dispatcher, st.clone())
+    });
+    match supervisor.call(|reply| SupervisorMsg::Start(dispatcher_spec, reply), Some(Duration::from_secs(10))).await {
+        Ok(ractor::rpc::CallResult::Success(Ok(()))) => {}
+        Ok(ractor::rpc::CallResult::Success(Err(e))) => return Err(ServerError::Actors(e)),
+        _ => return Err(ServerError::Actors("the supervisor did not start the dispatcher".into())),
+    }
 
     let setup_token = first_boot(&state).await?;
 

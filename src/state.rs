@@ -5,8 +5,11 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::actors::audit_writer::AuditMsg;
+use crate::actors::dispatcher::DispatcherMsg;
+use crate::actors::ingest::{Budget, IngestMsg};
 use crate::actors::limiter::{Bucket, Decision, LimiterMsg};
 use crate::actors::lockout::LockoutMsg;
+use crate::actors::session_registry::RegistryMsg;
 use crate::actors::supervisor::{Health, SupervisorMsg};
 use crate::actors::Slot;
 use crate::audit::checkpoint::CheckpointSink;
@@ -38,6 +41,11 @@ pub struct Inner {
     pub checkpoint_sink: Arc<dyn CheckpointSink>,
     pub limiter: Slot<LimiterMsg>,
     pub lockout: Slot<LockoutMsg>,
+    pub registry: Slot<RegistryMsg>,
+    pub ingest: Slot<IngestMsg>,
+    pub dispatcher: Slot<DispatcherMsg>,
+    pub ingest_budget: Budget,
+    pub redactor: Arc<crate::security::redaction::Redactor>,
     pub supervisor: Slot<SupervisorMsg>,
     pub health: Health,
     pub sessions: SessionCache,

@@ -373,7 +373,38 @@ impl World {
             |path: String, body: Option<Value>, ok: StatusCode| Call { path, body, ok, slug: Some(slug.clone()) };
         let tail = route.path.trim_start_matches("/api/v1/projects/{slug}");
         match (route.method.as_str(), tail) {
-            ("GET", "" | "/permissions" | "/memberships" | "/invitations") => call(base, None, StatusCode::OK),
+            (
+                "GET",
+                "" | "/permissions" | "/memberships" | "/invitations" | "/agents" | "/tasks" | "/workers" | "/queues"
+                | "/events" | "/commands" | "/audit",
+            ) => call(base, None, StatusCode::OK),
+            ("POST", "/agents") => call(base, Some(json!({ "name": format!("agent-{n}") })), StatusCode::CREATED),
+            ("DELETE", "/agents/{id}") => {
+                let (id, _) = self.srv.make_agent(project, &format!("doomed-{n}")).await;
+                call(base.replace("{id}", &id.to_string()), None, StatusCode::NO_CONTENT)
+            }
+            ("GET", "/tasks/{engine}/{task_id}") => {
+                self.srv.make_task(project, "rq", "task-1", "failed").await;
+                call(base.replace("{engine}", "rq").replace("{task_id}", "task-1"), None, StatusCode::OK)
+            }
+            ("GET", "/commands/{id}") => {
+                let id = self.srv.make_command(project).await;
+                call(base.replace("{id}", &id.to_string()), None, StatusCode::OK)
+            }
+            ("POST", "/commands/retry-task" | "/commands/cancel-task") => {
+                self.srv.make_task(project, "rq", "task-1", "failed").await;
+                call(base, Some(json!({ "engine": "rq", "task_id": "task-1" })), StatusCode::ACCEPTED)
+            }
+            ("POST", "/commands/bulk-retry") => {
+                self.srv.make_task(project, "rq", "task-1", "failed").await;
+                call(base, Some(json!({ "engine": "rq", "task_ids": ["task-1"] })), StatusCode::ACCEPTED)
+            }
+            ("POST", "/commands/purge-queue") => {
+                call(base, Some(json!({ "engine": "rq", "queue": "default", "force": true })), StatusCode::ACCEPTED)
+            }
+            ("POST", "/commands/restart-worker") => {
+                call(base, Some(json!({ "engine": "rq", "worker_name": "w1" })), StatusCode::ACCEPTED)
+            }
             ("PATCH", "") => call(base, Some(json!({ "name": "Renamed" })), StatusCode::OK),
             ("DELETE", "") => call(base, None, StatusCode::NO_CONTENT),
             ("POST", "/memberships") => {

@@ -50,6 +50,9 @@ pub enum SupervisorMsg {
     Status(RpcReplyPort<Vec<ChildStatus>>),
     /// Stop every child without restarting it, then answer.
     Shutdown(RpcReplyPort<()>),
+    /// Start (and from now on supervise) one more child: for actors that
+    /// need the shared state, which exists only after the first children.
+    Start(ChildSpec, RpcReplyPort<Result<(), String>>),
 }
 
 pub struct RootSupervisor;
@@ -151,7 +154,7 @@ impl Actor for RootSupervisor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: SupervisorMsg,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
@@ -168,6 +171,12 @@ impl Actor for RootSupervisor {
                     })
                     .collect();
                 let _ = reply.send(status);
+            }
+            SupervisorMsg::Start(spec, reply) => {
+                state.children.push(Child { spec, cell: None, recent: VecDeque::new(), restarts: 0, gave_up: false });
+                let idx = state.children.len() - 1;
+                let r = state.start_child(idx, &myself.get_cell()).await.map_err(|e| e.to_string());
+                let _ = reply.send(r);
             }
             SupervisorMsg::Shutdown(reply) => {
                 state.stopping = true;

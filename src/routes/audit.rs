@@ -10,6 +10,7 @@ use super::router::Response;
 use crate::audit::canonical::{format_time, AuditRow};
 use crate::audit::verify::{self, Finding, Reason, Report};
 use crate::error::{internal, ApiError};
+use crate::security::rbac;
 use crate::store::audit::{self as store, Filter};
 
 /// Rows per page, and the most one export may carry (page with the cursor
@@ -118,6 +119,20 @@ pub async fn list_filtered(req: &Req, project: Option<Uuid>) -> Result<Response,
 
 pub async fn list(req: Req) -> Result<Response, ApiError> {
     list_filtered(&req, None).await
+}
+
+/// The project's own rows. Reading needs `read_audit`; a `jsonl` export
+/// additionally needs `export_audit` — asked of the same policy table.
+pub async fn list_project(req: Req) -> Result<Response, ApiError> {
+    let access = req.project()?;
+    let (project_id, standing, archived) = (access.project.id, access.standing, access.project.archived);
+    if req.query.split('&').any(|kv| kv == "format=jsonl") {
+        let decision = rbac::decide(Some(standing), req.principal.key_scopes(), rbac::Action::ExportAudit, archived);
+        if decision != rbac::Decision::Allow {
+            return Err(ApiError::forbidden("exporting the audit log needs the export_audit permission"));
+        }
+    }
+    list_filtered(&req, Some(project_id)).await
 }
 
 /// Run the full verification (same as `palisade audit verify`).

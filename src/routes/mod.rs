@@ -6,9 +6,11 @@
 //! actors and the store; they hold no security state of their own.
 
 pub mod access;
+pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod commands;
 pub mod health;
 pub mod invitations;
 pub mod memberships;
@@ -20,7 +22,9 @@ pub mod request;
 pub mod router;
 pub mod setup;
 pub mod table;
+pub mod tasks;
 pub mod users;
+pub mod ws_agent;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -39,8 +43,33 @@ use crate::state::AppState;
 use request::{Principal, Req};
 use router::{Found, Response};
 
-/// The whole HTTP surface as one warp filter.
+/// The whole HTTP surface as one warp filter: the agent WebSocket, and
+/// everything else through `dispatch`.
 pub fn filter(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let ws_state = state.clone();
+    let agent_ws =
+        warp::path!("ws" / "agent").and(warp::ws()).and(warp::header::headers_cloned()).and(warp::addr::remote()).then(
+            move |ws: warp::ws::Ws, headers: HeaderMap, remote: Option<SocketAddr>| {
+                let st = ws_state.clone();
+                async move {
+                    let request_id = request_id(&headers);
+                    let peer = remote.map(|a| a.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                    let xff = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+                    let ip = st.config.trusted_proxies.resolve(peer, xff);
+                    let mut resp = if host_allowed(&st, &headers) {
+                        ws_agent::upgrade(st.clone(), ws, headers, ip).await
+                    } else {
+                        reply::error(&ApiError::invalid_host(), &request_id)
+                    };
+                    st.security_headers.apply(&mut resp, "/ws/agent", &request_id);
+                    resp
+                }
+            },
+        );
+    agent_ws.or(api_filter(state)).unify()
+}
+
+fn api_filter(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::any()
         .map(move || state.clone())

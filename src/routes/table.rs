@@ -4,7 +4,10 @@
 
 use super::router::Access::{GlobalAdmin, Listing, Project, Public, User};
 use super::router::Route;
-use super::{api_keys, audit, auth, health, invitations, memberships, pages, password_reset, projects, setup, users};
+use super::{
+    agents, api_keys, audit, auth, commands, health, invitations, memberships, pages, password_reset, projects, setup,
+    tasks, users,
+};
 use crate::route;
 use crate::security::rbac::Action::*;
 use crate::security::rbac::{Family, Scope};
@@ -66,6 +69,25 @@ pub fn routes() -> Vec<Route> {
         route!(POST "/api/v1/api-keys", User, api_keys::create),
         route!(DELETE "/api/v1/api-keys/{id}", User, api_keys::revoke),
         // Audit log.
+        // Agents and what they report.
+        route!(GET "/api/v1/projects/{slug}/agents", Project(ReadAgents), agents::list),
+        route!(POST "/api/v1/projects/{slug}/agents", Project(ManageAgents), agents::create),
+        route!(DELETE "/api/v1/projects/{slug}/agents/{id}", Project(ManageAgents), agents::revoke),
+        route!(GET "/api/v1/projects/{slug}/tasks", Project(ReadTasks), tasks::list),
+        route!(GET "/api/v1/projects/{slug}/tasks/{engine}/{task_id}", Project(ReadTasks), tasks::get),
+        route!(GET "/api/v1/projects/{slug}/workers", Project(ReadWorkers), tasks::workers),
+        route!(GET "/api/v1/projects/{slug}/queues", Project(ReadQueues), tasks::queues),
+        route!(GET "/api/v1/projects/{slug}/events", Project(ReadEvents), tasks::events),
+        // Commands.
+        route!(GET "/api/v1/projects/{slug}/commands", Project(ReadCommands), commands::list),
+        route!(GET "/api/v1/projects/{slug}/commands/{id}", Project(ReadCommands), commands::get),
+        route!(POST "/api/v1/projects/{slug}/commands/retry-task", Project(RetryTask), commands::retry_task),
+        route!(POST "/api/v1/projects/{slug}/commands/cancel-task", Project(CancelTask), commands::cancel_task),
+        route!(POST "/api/v1/projects/{slug}/commands/bulk-retry", Project(BulkRetry), commands::bulk_retry),
+        route!(POST "/api/v1/projects/{slug}/commands/purge-queue", Project(PurgeQueue), commands::purge_queue),
+        route!(POST "/api/v1/projects/{slug}/commands/restart-worker", Project(RestartWorker), commands::restart_worker),
+        // Audit log.
+        route!(GET "/api/v1/projects/{slug}/audit", Project(ReadAudit), audit::list_project),
         route!(GET "/api/v1/audit", GlobalAdmin, audit::list),
         route!(GET "/api/v1/audit/verify", GlobalAdmin, audit::verify),
     ]

@@ -3,9 +3,12 @@
 //! family. Repositories take a `&Db` (or a transaction) and return
 //! `StoreError`; they hold no state of their own.
 
+pub mod agents;
 pub mod api_keys;
 pub mod audit;
+pub mod commands;
 pub mod embedded;
+pub mod ingest;
 pub mod invitations;
 pub mod lockouts;
 pub mod memberships;
@@ -14,6 +17,7 @@ pub mod password_resets;
 pub mod projects;
 pub mod sessions;
 pub mod setup;
+pub mod tasks;
 pub mod users;
 
 use std::time::Duration;

@@ -116,3 +116,48 @@ impl TestServer {
 pub fn role(name: &str) -> Role {
     name.parse().unwrap()
 }
+
+/// Fleet fixtures: agents, tasks and commands written straight to the
+/// store, for tests that need targets without running an agent.
+impl TestServer {
+    /// An agent and its bearer token.
+    pub async fn make_agent(&self, project: Uuid, name: &str) -> (Uuid, String) {
+        let st = self.state();
+        let token = tokens::mint();
+        let hash = palisade::security::frame::agent_token_hash(st.config.secret.expose(), &token);
+        let conn = st.db.conn().await.unwrap();
+        let a = palisade::store::agents::insert(&conn, project, name, &hash, None, st.clock.now()).await.unwrap();
+        (a.id, token)
+    }
+
+    /// A task row as ingest would leave it.
+    pub async fn make_task(&self, project: Uuid, engine: &str, task_id: &str, state: &str) {
+        let conn = self.state().db.conn().await.unwrap();
+        conn.execute(
+            "INSERT INTO tasks (project_id, engine, task_id, name, queue, state, last_event_at, updated_at)
+             VALUES ($1, $2, $3, 'fixture.task', 'default', $4, now(), now())",
+            &[&project, &engine, &task_id, &state],
+        )
+        .await
+        .unwrap();
+    }
+
+    /// A pending command (nobody will deliver it).
+    pub async fn make_command(&self, project: Uuid) -> Uuid {
+        let st = self.state();
+        let conn = st.db.conn().await.unwrap();
+        let params = serde_json::json!({ "engine": "rq", "task_id": "t" });
+        let new = palisade::store::commands::NewCommand {
+            project_id: project,
+            agent_id: None,
+            engine: "rq",
+            action: "cancel_task",
+            target_type: "task",
+            target_id: Some("rq:t"),
+            parameters: &params,
+            issued_by: None,
+            expires_at: st.clock.now() + chrono::Duration::hours(1),
+        };
+        palisade::store::commands::insert(&conn, &new, st.clock.now()).await.unwrap().id
+    }
+}
