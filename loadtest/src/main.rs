@@ -1,1 +1,108 @@
-fn main() {}
+//! `palisade-loadtest`: load harness for Palisade and the z4j 1.13 brain.
+//! See `loadtest/README.md` for every scenario, flag and full-run command.
+
+mod agent;
+mod cli;
+mod client;
+mod flavor;
+mod metrics;
+mod proc_stats;
+mod provision;
+mod report;
+mod run;
+mod safety;
+mod sampler;
+mod scenario;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::report::Summary;
+use crate::run::RunCtx;
+
+/// Runs one scenario between sampler start and report, so the sampler is
+/// stopped whether the scenario succeeds or fails.
+macro_rules! scenario {
+    ($args:expr, $module:path, $prefixes:expr) => {{
+        use $module as m;
+        let args = $args;
+        let ctx = RunCtx::new(&args.common)?;
+        let sampler = ctx.start_sampler(m::planned(&args), $prefixes);
+        match m::run(&ctx, &args).await {
+            Ok(summary) => ctx.finish(sampler, summary).await,
+            Err(e) => {
+                sampler.finish().await;
+                Err(e)
+            }
+        }
+    }};
+}
+
+/// Executes one (non-smoke) command and returns its summary.
+pub async fn execute(command: Command) -> anyhow::Result<Summary> {
+    match command {
+        Command::Agents(mut a) => {
+            if a.common.smoke {
+                agent::fleet::smoke_scale(&mut a);
+            }
+            scenario!(a, agent::fleet, &["lag"])
+        }
+        Command::HttpGet(mut a) => {
+            if a.common.smoke {
+                scenario::http_get::smoke_scale(&mut a);
+            }
+            scenario!(a, scenario::http_get, &["http:"])
+        }
+        Command::Audit(mut a) => {
+            if a.common.smoke {
+                scenario::audit::smoke_scale(&mut a);
+            }
+            scenario!(a, scenario::audit, &["http:"])
+        }
+        Command::Dashboard(mut a) => {
+            if a.common.smoke {
+                scenario::dashboard::smoke_scale(&mut a);
+            }
+            scenario!(a, scenario::dashboard, &["http:"])
+        }
+        Command::LoginStorm(mut a) => {
+            if a.common.smoke {
+                scenario::login_storm::smoke_scale(&mut a);
+            }
+            scenario!(a, scenario::login_storm, &["http:POST /auth/login (legitimate)"])
+        }
+        Command::Smoke(_) => anyhow::bail!("smoke runs through scenario::smoke"),
+    }
+}
+
+async fn main_async(cli: Cli) -> anyhow::Result<bool> {
+    match cli.command {
+        Command::Smoke(args) => scenario::smoke::run(&args.common).await,
+        other => execute(other).await.map(|_| true),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(main_async(cli));
+    // Stragglers (a blocked socket, a slow brain) must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
