@@ -152,7 +152,7 @@ async fn run(mut cfg: SamplerConfig, mut stop: watch::Receiver<bool>) -> Sampler
                 bar.set_position(n);
                 bar.set_message(status_line(&point));
             }
-            None if cfg.progress && n % PLAIN_EVERY == 0 => eprintln!("[{t:>6.1}s] {}", status_line(&point)),
+            None if cfg.progress && n.is_multiple_of(PLAIN_EVERY) => eprintln!("[{t:>6.1}s] {}", status_line(&point)),
             None => {}
         }
         points.push(point);

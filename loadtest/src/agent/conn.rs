@@ -293,7 +293,7 @@ impl Agent {
         self.write(ws, s, frame).await?;
         self.shared.metrics.add(Counter::EventsSent, n as u64);
         self.sent_tasks += 1;
-        if self.sent_tasks % TASK_SAMPLE == 0 {
+        if self.sent_tasks.is_multiple_of(TASK_SAMPLE) {
             self.shared.tasks.push(&s.signer.binding().agent_id, last_task);
         }
         if rand::rng().random_bool(self.shared.cfg.invalid_share.clamp(0.0, 1.0)) {

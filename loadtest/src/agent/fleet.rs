@@ -32,7 +32,7 @@ pub fn ws_url(base: &Url) -> anyhow::Result<String> {
         other => bail!("unsupported scheme {other}"),
     };
     let host = base.host_str().context("target URL has no host")?;
-    let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+    // `host_str` already brackets IPv6 literals.
     let port = base.port_or_known_default().context("target URL has no port")?;
     Ok(format!("{scheme}://{host}:{port}{}/ws/agent", base.path().trim_end_matches('/')))
 }

@@ -40,7 +40,7 @@ fn pages(ctx: &RunCtx, page_size: u32) -> Vec<(Call, u32)> {
     ]
 }
 
-fn pick<'a>(pages: &'a [(Call, u32)], roll: u32) -> Option<&'a Call> {
+fn pick(pages: &[(Call, u32)], roll: u32) -> Option<&Call> {
     let mut acc = 0;
     for (call, w) in pages {
         acc += w;
@@ -118,7 +118,7 @@ pub async fn run(ctx: &RunCtx, args: &DashboardArgs) -> anyhow::Result<Summary> 
     let start = Instant::now();
     let deadline = start + duration;
     let mut workers = tokio::task::JoinSet::new();
-    for s in sessions.iter().cloned() {
+    for s in sessions.clone() {
         let (pages, m, flavor, project) = (pages.clone(), ctx.metrics.clone(), ctx.flavor, ctx.common.project.clone());
         let (think, share) = (args.think_ms, args.command_share);
         workers.spawn(async move {

@@ -12,6 +12,9 @@ use crate::cli::{Cli, Command, Common};
 use crate::client;
 use crate::report::{self, Summary};
 
+/// Pass conditions of one scenario.
+type Check = fn(&Summary) -> Verdict;
+
 enum Verdict {
     Pass(String),
     Skip(String),
@@ -143,7 +146,7 @@ pub async fn run(common: &Common) -> anyhow::Result<bool> {
     let dir = report::out_dir(common.out.as_deref(), "smoke");
     let cmd_rate = if commands_supported(common).await { "1" } else { "0" };
     let agents_argv = ["agents", "--agents", "4", "--rate", "40", "--commands-per-s", cmd_rate];
-    let plan: Vec<(&str, anyhow::Result<Command>, fn(&Summary) -> Verdict)> = vec![
+    let plan: Vec<(&str, anyhow::Result<Command>, Check)> = vec![
         ("http-get", command(common, &["http-get", "--path", "/api/v1/auth/me"]), check_http),
         ("audit", command(common, &["audit"]), check_http),
         ("dashboard", command(common, &["dashboard"]), check_http),
