@@ -19,8 +19,11 @@ root="$PWD"
 port="${SMOKE_PORT:-17710}"
 out="${SMOKE_OUT:-$root/loadtest/out/smoke}"
 work="$(mktemp -d /tmp/palisade-loadtest-smoke.XXXXXX)"
+# When we run as root, Palisade's embedded PostgreSQL runs as the `postgres`
+# user, which must be able to traverse into the data dir (mktemp makes 0700).
+chmod 711 "$work"
 email="smoke-admin@loadtest.invalid"
-password="Smoke-Load-Test-Pass-42!"
+password="Quartz-Meadow-7391-Lantern!"
 db=""
 
 if [ -z "${SMOKE_NO_BUILD:-}" ]; then

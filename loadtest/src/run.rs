@@ -140,7 +140,10 @@ impl RunCtx {
             .map(|pids| Brain::from_samples(pids, &out.brain_peak, &out.brain_last, &out.points));
         let dir = report::out_dir(self.common.out.as_deref(), &summary.scenario);
         report::write(&dir, &summary, &out.points)?;
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        // In smoke runs the summaries stay in their files; the smoke table is the output.
+        if !self.common.smoke {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
         eprintln!("report: {}", dir.join("report.html").display());
         Ok(summary)
     }
