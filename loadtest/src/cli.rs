@@ -28,6 +28,8 @@ pub enum Command {
     HttpGet(HttpGetArgs),
     /// Every scenario the target supports, with tiny numbers, for CI.
     Smoke(SmokeArgs),
+    /// Print the brain's processes and their RSS/PSS/CPU/fds as JSON (no load).
+    Probe(ProbeArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -214,4 +216,13 @@ pub struct HttpGetArgs {
 pub struct SmokeArgs {
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProbeArgs {
+    /// Base URL of the brain (its port identifies the processes).
+    #[arg(long = "url", default_value = "http://127.0.0.1:7700")]
+    pub url: String,
+    #[arg(long)]
+    pub brain_pid: Option<String>,
 }

@@ -74,15 +74,26 @@ pub async fn execute(command: Command) -> anyhow::Result<Summary> {
             }
             scenario!(a, scenario::login_storm, &["http:POST /auth/login (legitimate)"])
         }
-        Command::Smoke(_) => anyhow::bail!("smoke runs through scenario::smoke"),
+        Command::Smoke(_) | Command::Probe(_) => anyhow::bail!("not a load scenario"),
     }
 }
 
 async fn main_async(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Smoke(args) => scenario::smoke::run(&args.common).await,
+        Command::Probe(args) => probe(&args).map(|_| true),
         other => execute(other).await.map(|_| true),
     }
+}
+
+/// The brain's resource figures right now, for scripts (idle RSS).
+fn probe(args: &cli::ProbeArgs) -> anyhow::Result<()> {
+    let base = url::Url::parse(&args.url)?;
+    let port = base.port_or_known_default().unwrap_or(80);
+    let pids = proc_stats::resolve(args.brain_pid.as_deref(), port)?;
+    let sample = proc_stats::ProcWatch::new(pids.clone()).sample();
+    println!("{}", serde_json::json!({ "pids": pids, "sample": sample }));
+    Ok(())
 }
 
 fn main() -> ExitCode {
