@@ -169,6 +169,9 @@ def fig(row, t, what):
     s, err = load(row, t)
     if s is None:
         return None, err
+    if what in ("rps", "p99") and s["counters"].get("http_ok", 0) == 0:
+        kinds = ", ".join(sorted(s["errors"])) or "no successful request"
+        return None, f"n/a: {kinds}"
     if what == "rps":
         r = route(s, "GET ")
         return (r["rps"], f"{r['rps']:.0f}") if r else (None, "no data")
@@ -178,9 +181,11 @@ def fig(row, t, what):
     if what == "audit":
         v = s["details"]["audit_appends_per_s"]; return v, f"{v:.0f}"
     if what == "logins":
-        ok = s["details"]["legit_status"].get("200", 0); v = ok / s["duration_s"]
-        p99 = s["details"]["legit_login_ms"]["p99"]
-        return v, f"{v:.1f} (p99 {p99:.0f} ms)"
+        d = s["details"]
+        if d.get("legit_logins_ok", 0) == 0:
+            return None, "n/a: " + (", ".join(f"{k}×{v}" for k, v in d["legit_status"].items()) or "no login")
+        v = d["legit_logins_per_s"]
+        return v, f"{v:.1f} (offered {d['legit_offered_per_s']:.0f}/s)"
     if what == "events":
         v = s.get("events_committed_per_s") or 0; return v, f"{v:.0f}"
     if what == "lag":
@@ -209,11 +214,22 @@ rows = [
     ("logins/s (legitimate, from 100 addresses)", "logins", "logins", True),
     ("audit appends/s (c=8)", "audit", "audit", True),
 ]
+import platform, subprocess
+def first(path, key):
+    try:
+        return next(l.split(":", 1)[1].strip() for l in open(path) if l.startswith(key))
+    except (OSError, StopIteration):
+        return "?"
+rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+print(f"Measured {__import__('datetime').datetime.utcnow():%Y-%m-%d %H:%M} UTC on {os.cpu_count()} × {first('/proc/cpuinfo', 'model name')}, "
+      f"{first('/proc/meminfo', 'MemTotal')} RAM, kernel {platform.release()}; Palisade {rev} (release build), "
+      f"z4j 1.13.0 (2 uvicorn workers); PostgreSQL at 127.0.0.1:5432 for both; generator on the same box.")
+print()
 print("| metric | Palisade | z4j 1.13 | Palisade ÷ z4j | command (`palisade-loadtest … --target <t> --url <u>`) |")
 print("|---|---|---|---|---|")
 for name, row, what, higher in rows:
     (pv, pt), (zv, zt) = fig(row, "palisade", what), fig(row, "z4j", what)
-    ratio = f"{pv / zv:.1f}×" if isinstance(pv, (int, float)) and isinstance(zv, (int, float)) and zv else "–"
+    ratio = f"{pv / zv:.3g}×" if isinstance(pv, (int, float)) and isinstance(zv, (int, float)) and zv else "–"
     print(f"| {name} | {pt} | {zt} | {ratio} | `{cmds[row]}` |")
 (pv, pt), (zv, zt) = idle("palisade"), idle("z4j")
 ratio = f"{pv / zv:.2f}×" if pv and zv else "–"

@@ -224,6 +224,9 @@ fn summarize(ctx: &RunCtx, args: &LoginStormArgs, tally: &Shared, elapsed: Durat
             "attempts_until_lock": first_lock,
             "lockout_status": lock_code,
             "legit_status": t.legit,
+            "legit_logins_ok": legit_ok,
+            "legit_logins_per_s": crate::metrics::rate(legit_ok, elapsed),
+            "legit_offered_per_s": args.legit_users as f64 * 1000.0 / args.legit_interval_ms.max(100.0),
             "legit_success_ratio": if legit_total > 0 { legit_ok as f64 / legit_total as f64 } else { 0.0 },
             "legit_login_ms": ctx.metrics.histogram("http:POST /auth/login (legitimate)").percentiles(),
         });
