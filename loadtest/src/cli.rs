@@ -189,6 +189,11 @@ pub struct AuditArgs {
     pub common: Common,
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// All workers edit the same row (the admin's profile / the one project)
+    /// instead of one user (Palisade) or project (z4j) each; measures row-lock
+    /// contention more than audit appends.
+    #[arg(long)]
+    pub shared_actor: bool,
     #[arg(long, default_value_t = 20.0)]
     pub duration: f64,
 }

@@ -119,6 +119,16 @@ impl Flavor {
         )
     }
 
+    /// A global admin creating an ordinary user (Palisade's `POST /users`).
+    pub fn create_user(self, email: &str, password: &str) -> Call {
+        Call::with(
+            reqwest::Method::POST,
+            "/api/v1/users".into(),
+            json!({ "email": email, "password": password, "display_name": "load test" }),
+            "POST /users",
+        )
+    }
+
     pub fn mint_agent(self, project: &str, name: &str) -> Call {
         Call::with(
             reqwest::Method::POST,
