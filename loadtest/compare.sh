@@ -223,7 +223,8 @@ def first(path, key):
 rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 print(f"Measured {__import__('datetime').datetime.utcnow():%Y-%m-%d %H:%M} UTC on {os.cpu_count()} × {first('/proc/cpuinfo', 'model name')}, "
       f"{first('/proc/meminfo', 'MemTotal')} RAM, kernel {platform.release()}; Palisade {rev} (release build), "
-      f"z4j 1.13.0 (2 uvicorn workers); PostgreSQL at 127.0.0.1:5432 for both; generator on the same box.")
+      f"z4j 1.13.0 (2 uvicorn workers); PostgreSQL at 127.0.0.1:5432 for both; generator on the same box; "
+      f"load average at the end {open('/proc/loadavg').read().split()[0]} (the box is shared).")
 print()
 print("| metric | Palisade | z4j 1.13 | Palisade ÷ z4j | command (`palisade-loadtest … --target <t> --url <u>`) |")
 print("|---|---|---|---|---|")

@@ -28,6 +28,8 @@ pub enum Command {
     HttpGet(HttpGetArgs),
     /// Every scenario the target supports, with tiny numbers, for CI.
     Smoke(SmokeArgs),
+    /// The agents scenario against an in-process stub brain that acks everything: the harness's own ceiling.
+    Selftest(AgentsArgs),
     /// Print the brain's processes and their RSS/PSS/CPU/fds as JSON (no load).
     Probe(ProbeArgs),
 }

@@ -74,7 +74,7 @@ pub async fn execute(command: Command) -> anyhow::Result<Summary> {
             }
             scenario!(a, scenario::login_storm, &["http:POST /auth/login (legitimate)"])
         }
-        Command::Smoke(_) | Command::Probe(_) => anyhow::bail!("not a load scenario"),
+        Command::Smoke(_) | Command::Probe(_) | Command::Selftest(_) => anyhow::bail!("not a load scenario"),
     }
 }
 
@@ -82,8 +82,28 @@ async fn main_async(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Smoke(args) => scenario::smoke::run(&args.common).await,
         Command::Probe(args) => probe(&args).map(|_| true),
+        Command::Selftest(args) => selftest(args).await.map(|_| true),
         other => execute(other).await.map(|_| true),
     }
+}
+
+/// Runs `agents` against the stub brain. The stub never closes 4403 and has
+/// no REST API, so invalid frames and commands are off; the "brain" sampled
+/// is this process (stub and generator together).
+async fn selftest(mut args: cli::AgentsArgs) -> anyhow::Result<Summary> {
+    let (url, cred) = agent::selftest::start().await?;
+    let dir = std::env::temp_dir().join(format!("palisade-loadtest-selftest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let creds = dir.join("credentials.json");
+    provision::write_credentials(&creds, &[cred])?;
+    args.common.url = url;
+    args.common.brain_pid = Some(std::process::id().to_string());
+    args.credentials = Some(creds);
+    args.invalid_share = 0.0;
+    args.commands_per_s = 0.0;
+    let result = execute(Command::Agents(args)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 /// The brain's resource figures right now, for scripts (idle RSS).

@@ -12,6 +12,7 @@ pub mod events;
 pub mod fleet;
 pub mod frames;
 mod inflight;
+pub mod selftest;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

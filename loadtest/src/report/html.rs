@@ -123,7 +123,7 @@ pub fn render(s: &Summary, points: &[Point]) -> String {
         h,
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>palisade-loadtest {sc} vs {tg}</title>\
          <style>{CSS}</style></head><body><h1>{sc} — {tg}</h1>\
-         <p class=\"muted\">{url} · started {st} · {dur:.1} s · {cpu} ({n} cores, {mem:.1} GiB, kernel {k})</p>\
+         <p class=\"muted\">{url} · started {st} · {dur:.1} s · {cpu} ({n} cores, {mem:.1} GiB, kernel {k}, load average {la})</p>\
          <p class=\"muted\">command: <code>{cmd}</code></p>",
         sc = escape(&s.scenario),
         tg = escape(&s.target),
@@ -134,6 +134,7 @@ pub fn render(s: &Summary, points: &[Point]) -> String {
         n = s.machine.nproc,
         mem = s.machine.mem_total_bytes as f64 / 1_073_741_824.0,
         k = escape(&s.machine.kernel),
+        la = escape(&s.machine.loadavg),
         cmd = escape(&s.command),
     );
     h.push_str("<h2>Key figures</h2>");

@@ -36,6 +36,9 @@ pub struct Machine {
     pub cpu_model: String,
     pub mem_total_bytes: u64,
     pub kernel: String,
+    /// `/proc/loadavg` when the report was written: on a shared box other
+    /// work (builds) competes with both the brain and the generator.
+    pub loadavg: String,
 }
 
 impl Machine {
@@ -56,6 +59,9 @@ impl Machine {
             cpu_model: field(&cpuinfo, "model name"),
             mem_total_bytes: mem_kib * 1024,
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
+            loadavg: std::fs::read_to_string("/proc/loadavg")
+                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default(),
         }
     }
 }

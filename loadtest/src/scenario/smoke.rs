@@ -95,7 +95,7 @@ fn command(common: &Common, argv: &[&str]) -> anyhow::Result<Command> {
         Command::Audit(a) => a.common = c,
         Command::Dashboard(a) => a.common = c,
         Command::LoginStorm(a) => a.common = c,
-        Command::Smoke(_) | Command::Probe(_) => {}
+        Command::Smoke(_) | Command::Probe(_) | Command::Selftest(_) => {}
     }
     Ok(cmd)
 }
@@ -108,7 +108,7 @@ fn with_out(mut cmd: Command, dir: &std::path::Path, name: &str) -> Command {
         Command::Audit(a) => a.common.out = out,
         Command::Dashboard(a) => a.common.out = out,
         Command::LoginStorm(a) => a.common.out = out,
-        Command::Smoke(_) | Command::Probe(_) => {}
+        Command::Smoke(_) | Command::Probe(_) | Command::Selftest(_) => {}
     }
     cmd
 }
@@ -200,7 +200,7 @@ mod tests {
                 Command::Dashboard(a) => a.common,
                 Command::LoginStorm(a) => a.common,
                 Command::Smoke(a) => a.common,
-                Command::Probe(_) => unreachable!(),
+                Command::Probe(_) | Command::Selftest(_) => unreachable!(),
             };
             assert!(inner.smoke && inner.password == "pw");
         }
