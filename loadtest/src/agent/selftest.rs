@@ -87,3 +87,62 @@ pub async fn start() -> anyhow::Result<(String, Credential)> {
     };
     Ok((format!("http://{addr}"), cred))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::metrics::Counter;
+    use crate::run::RunCtx;
+    use clap::Parser;
+
+    /// The whole agent path end to end: dial, hello/hello_ack, signed
+    /// heartbeats and events, acks verified by the agent, both phases.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fleet_against_the_stub_gets_every_event_acked() {
+        let (url, cred) = start().await.unwrap();
+        let dir = std::env::temp_dir().join(format!("lt-selftest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let creds = dir.join("c.json");
+        crate::provision::write_credentials(&creds, &[cred]).unwrap();
+        let pid = std::process::id().to_string();
+        let argv = [
+            "x",
+            "agents",
+            "--url",
+            &url,
+            "--agents",
+            "3",
+            "--idle-secs",
+            "0.2",
+            "--rate",
+            "60",
+            "--steady-secs",
+            "1",
+            "--max-secs",
+            "1",
+            "--window",
+            "4",
+            "--drain-secs",
+            "3",
+            "--invalid-share",
+            "0",
+            "--no-progress",
+            "--brain-pid",
+            &pid,
+            "--credentials",
+            creds.to_str().unwrap(),
+        ];
+        let Command::Agents(args) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
+        let ctx = RunCtx::new(&args.common).unwrap();
+        let summary = super::super::fleet::run(&ctx, &args).await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let m = &ctx.metrics;
+        assert_eq!(summary.connections, 3);
+        assert!(m.get(Counter::EventsSent) > 10, "sent {}", m.get(Counter::EventsSent));
+        assert_eq!(m.get(Counter::EventsAcked), m.get(Counter::EventsSent));
+        assert_eq!(m.get(Counter::InboundRejected), 0);
+        assert!(summary.lag_ms.unwrap().count > 0);
+        assert!(m.errors().is_empty(), "{:?}", m.errors());
+    }
+}
