@@ -48,7 +48,7 @@ pub async fn execute(command: Command) -> anyhow::Result<Summary> {
             if a.common.smoke {
                 agent::fleet::smoke_scale(&mut a);
             }
-            scenario!(a, agent::fleet, &["lag"])
+            scenario!(a, agent::fleet, &["lag", "lag_closed"])
         }
         Command::HttpGet(mut a) => {
             if a.common.smoke {

@@ -48,7 +48,7 @@ pub struct SamplerConfig {
     pub metrics: Arc<Metrics>,
     pub phase: PhaseLabel,
     pub planned: Duration,
-    /// Histogram name prefixes merged into the plotted latency.
+    /// Histograms merged into the plotted latency (see `Metrics::take_interval`).
     pub latency_prefixes: Vec<String>,
     pub brain: Option<ProcWatch>,
     pub progress: bool,

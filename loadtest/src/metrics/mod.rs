@@ -248,13 +248,14 @@ impl Metrics {
         lock(&self.hists).keys().cloned().collect()
     }
 
-    /// Merges and resets the interval copies of every histogram whose name
-    /// starts with one of `prefixes`; the time series calls this each tick.
-    pub fn take_interval(&self, prefixes: &[&str]) -> Latency {
+    /// Merges and resets the interval copies of the histograms `selectors`
+    /// pick; the time series calls this each tick. A selector ending in `:`
+    /// picks every name with that prefix, any other picks that exact name.
+    pub fn take_interval(&self, selectors: &[&str]) -> Latency {
         let mut out = Latency::new();
         let mut hists = lock(&self.hists);
         for (name, pair) in hists.iter_mut() {
-            if prefixes.iter().any(|p| name.starts_with(p)) {
+            if selectors.iter().any(|s| selects(s, name)) {
                 out.add(&pair.interval);
             }
             pair.interval.reset();
@@ -262,15 +263,24 @@ impl Metrics {
         out
     }
 
-    /// Forgets every histogram sample (between phases of one run).
-    pub fn reset_histograms(&self, prefixes: &[&str]) {
+    /// Forgets the samples of the histograms `selectors` pick (as in
+    /// [`Metrics::take_interval`]).
+    pub fn reset_histograms(&self, selectors: &[&str]) {
         let mut hists = lock(&self.hists);
         for (name, pair) in hists.iter_mut() {
-            if prefixes.iter().any(|p| name.starts_with(p)) {
+            if selectors.iter().any(|s| selects(s, name)) {
                 pair.total.reset();
                 pair.interval.reset();
             }
         }
+    }
+}
+
+fn selects(selector: &str, name: &str) -> bool {
+    if selector.ends_with(':') {
+        name.starts_with(selector)
+    } else {
+        name == selector
     }
 }
 
@@ -318,6 +328,11 @@ mod tests {
         assert_eq!(m.take_interval(&["lag"]).len(), 0);
         assert_eq!(m.histogram("lag").len(), 1);
         assert_eq!(m.take_interval(&["http:"]).len(), 0, "reset by the earlier take");
+        m.record("lag_service", Duration::from_millis(9));
+        m.take_interval(&[]);
+        m.record("lag", Duration::from_millis(1));
+        m.record("lag_service", Duration::from_millis(9));
+        assert_eq!(m.take_interval(&["lag"]).len(), 1, "exact names do not pick lag_service");
         m.error("close_4429");
         m.error("close_4429");
         assert_eq!(m.errors().get("close_4429"), Some(&2));

@@ -104,14 +104,15 @@ pub fn line_chart(title: &str, y_label: &str, lines: &[Line<'_>], phases: &[(f64
         escape(y_label),
         cy = TOP + ph / 2.0
     );
-    for (t, name) in phases {
+    for (i, (t, name)) in phases.iter().enumerate() {
         let px = sx(*t);
         let _ = write!(
             s,
             r##"<line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{yb}" stroke="#999" stroke-dasharray="4 3"/><text x="{tx:.1}" y="{ty}" font-size="10" fill="#666">{n}</text>"##,
             yb = TOP + ph,
             tx = px + 3.0,
-            ty = TOP + 10.0,
+            // Staggered, so phases that start close together stay readable.
+            ty = TOP + 10.0 + 11.0 * (i % 3) as f64,
             n = escape(name)
         );
     }
@@ -127,8 +128,8 @@ pub fn line_chart(title: &str, y_label: &str, lines: &[Line<'_>], phases: &[(f64
             r#"<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{p}"/><text x="{lx}" y="{ly}" font-size="11" fill="{c}">{n}</text>"#,
             c = escape(line.color),
             p = pts.join(" "),
-            lx = W - RIGHT - 150.0,
-            ly = TOP + 12.0 + 13.0 * i as f64,
+            lx = 420.0 + 110.0 * i as f64,
+            ly = 18.0,
             n = escape(line.name)
         );
     }
