@@ -22,7 +22,7 @@ work="$(mktemp -d /tmp/palisade-loadtest-smoke.XXXXXX)"
 # When we run as root, Palisade's embedded PostgreSQL runs as the `postgres`
 # user, which must be able to traverse into the data dir (mktemp makes 0700).
 chmod 711 "$work"
-email="smoke-admin@loadtest.invalid"
+email="smoke-admin@loadtest.test"
 password="Quartz-Meadow-7391-Lantern!"
 db=""
 

@@ -46,7 +46,7 @@ pub struct Common {
     #[arg(long)]
     pub allow_remote: bool,
     /// Admin email (global admin of the target).
-    #[arg(long, env = "LOADTEST_EMAIL", default_value = "admin@loadtest.invalid")]
+    #[arg(long, env = "LOADTEST_EMAIL", default_value = "admin@loadtest.test")]
     pub email: String,
     /// Admin password.
     #[arg(long, env = "LOADTEST_PASSWORD", hide_env_values = true, default_value = "")]
@@ -180,9 +180,12 @@ pub struct LoginStormArgs {
     pub legit_interval_ms: f64,
     #[arg(long, default_value_t = 30.0)]
     pub duration: f64,
-    /// Expected login limit per client IP per minute (Palisade 20; z4j 20 per worker process).
+    /// Expected login limit per client IP per minute and limiter process.
     #[arg(long, default_value_t = 20)]
     pub ip_limit: u32,
+    /// Processes with their own limiter (default: Palisade 1; z4j 2, one per uvicorn worker).
+    #[arg(long)]
+    pub limiter_processes: Option<u32>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -143,6 +143,15 @@ impl Flavor {
         matches!(status, "completed" | "success" | "succeeded" | "failed" | "timeout" | "timed_out" | "cancelled")
     }
 
+    /// Processes that each keep their own login limiter by default: z4j's
+    /// limiter is per uvicorn worker (2 on a 2-core box).
+    pub fn limiter_processes(self) -> u32 {
+        match self {
+            Flavor::Palisade => 1,
+            Flavor::Z4j => 2,
+        }
+    }
+
     /// Statuses the brain answers when a login is refused by a limiter
     /// (429) or a lockout (423, Palisade only: z4j answers 401 while locked).
     pub fn lockout_status(self) -> Option<u16> {

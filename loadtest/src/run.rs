@@ -17,6 +17,24 @@ use crate::report::{self, Brain, Machine, Route, Summary};
 use crate::safety::{self, FdBudget};
 use crate::sampler::{PhaseLabel, Sampler, SamplerConfig};
 
+static ADMIN: tokio::sync::Mutex<Vec<(String, Session)>> = tokio::sync::Mutex::const_new(Vec::new());
+
+pub async fn admin_session(base: &Url, common: &Common) -> anyhow::Result<Session> {
+    if common.password.is_empty() {
+        bail!("no admin password: pass --password or set LOADTEST_PASSWORD");
+    }
+    let key = format!("{base} {}", common.email);
+    let mut cache = ADMIN.lock().await;
+    if let Some((_, s)) = cache.iter().find(|(k, _)| *k == key) {
+        return Ok(s.clone());
+    }
+    // Idle-pool bound only; scenarios run up to MAX_CONCURRENCY requests on it.
+    let http = client::client(None, safety::MAX_CONCURRENCY)?;
+    let session = client::must_login(&http, base, &common.email, &common.password).await?;
+    cache.push((key, session.clone()));
+    Ok(session)
+}
+
 pub struct RunCtx {
     pub common: Common,
     pub flavor: Flavor,
@@ -73,16 +91,11 @@ impl RunCtx {
         Ok(safety::source_addrs(count)?.into_iter().map(Some).collect())
     }
 
+    /// The admin session, logged in once per process and target: every
+    /// scenario (and `smoke`, which runs them all) reuses it, so the admin
+    /// spends one login of 127.0.0.1's per-IP budget, not one per scenario.
     pub async fn admin_session(&self) -> anyhow::Result<Session> {
-        self.session_from(None).await
-    }
-
-    pub async fn session_from(&self, source: Option<IpAddr>) -> anyhow::Result<Session> {
-        if self.common.password.is_empty() {
-            bail!("no admin password: pass --password or set LOADTEST_PASSWORD");
-        }
-        let http = client::client(source, 64)?;
-        client::must_login(&http, &self.base, &self.common.email, &self.common.password).await
+        admin_session(&self.base, &self.common).await
     }
 
     pub fn start_sampler(&self, planned: Duration, latency_prefixes: &[&str]) -> Sampler {

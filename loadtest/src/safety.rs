@@ -61,14 +61,15 @@ pub fn cap_duration(flag: &str, secs: f64) -> anyhow::Result<Duration> {
     Ok(d)
 }
 
-/// Loopback source addresses to spread connections over: `127.0.0.1`,
-/// `127.0.0.2`, … Linux routes all of 127.0.0.0/8 to `lo`, so binding the
+/// Loopback source addresses to spread clients over: `127.0.0.2`,
+/// `127.0.0.3`, … (127.0.0.1 stays for the admin session, so attackers and
+/// users never use up its login budget). Linux routes all of 127.0.0.0/8 to `lo`, so binding the
 /// client socket to one of these gives the brain a distinct client IP per
 /// address without any proxy trust — per-IP limits (600 agent connects/min,
 /// 20 logins/min) then apply per address, as they would to distinct hosts.
 pub fn source_addrs(count: u32) -> anyhow::Result<Vec<IpAddr>> {
     let count = cap("source addresses", count.max(1), MAX_SOURCE_ADDRS)?;
-    Ok((1..=count).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8))).collect())
+    Ok((2..=count + 1).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8))).collect())
 }
 
 /// The file-descriptor budget after raising the soft limit to the hard one.
@@ -167,6 +168,7 @@ mod tests {
     fn source_addresses_stay_in_loopback() {
         let addrs = source_addrs(3).unwrap();
         assert_eq!(addrs.len(), 3);
+        assert_eq!(addrs[0], IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
         assert!(addrs.iter().all(IpAddr::is_loopback));
         assert!(source_addrs(MAX_SOURCE_ADDRS + 1).is_err());
         assert_eq!(source_addrs(0).unwrap().len(), 1);

@@ -80,12 +80,24 @@ struct Agent {
     next_due: Option<Instant>,
     steady_start: Option<Instant>,
     sent_tasks: u64,
+    /// Command acks/results that could not go out because the session was
+    /// about to be closed (after our invalid frame); like the agent's
+    /// buffer, they are sent at the start of the next session.
+    pending: Vec<(FrameKind, String, Value)>,
 }
 
 pub async fn run(spec: AgentSpec, shared: Arc<Shared>, mut phase: watch::Receiver<Phase>) {
     let events = EventGen::new(&spec.host, std::process::id(), spec.index as u64);
-    let mut agent =
-        Agent { spec, shared, ledger: Ledger::default(), events, next_due: None, steady_start: None, sent_tasks: 0 };
+    let mut agent = Agent {
+        spec,
+        shared,
+        ledger: Ledger::default(),
+        events,
+        next_due: None,
+        steady_start: None,
+        sent_tasks: 0,
+        pending: Vec::new(),
+    };
     let mut backoff = Backoff(Backoff::START);
     loop {
         if *phase.borrow() == Phase::Stop {
@@ -175,6 +187,12 @@ impl Agent {
         // The agent's first frames: heartbeat and agent_status, then
         // whatever is still buffered from earlier sessions.
         self.send_heartbeat(ws, s).await?;
+        for (kind, id, payload) in std::mem::take(&mut self.pending) {
+            self.sign_and_write(ws, s, kind, &id, &payload).await?;
+            if kind == FrameKind::CommandResult {
+                self.shared.metrics.incr(Counter::CommandResultsSent);
+            }
+        }
         if !self.ledger.is_empty() {
             for id in self.ledger.all() {
                 self.resend(ws, s, &id).await?;
@@ -415,7 +433,7 @@ impl Agent {
         let action = payload.and_then(|p| p.get("action")).and_then(Value::as_str).unwrap_or("").to_owned();
         let params = payload.and_then(|p| p.get("parameters")).and_then(Value::as_object);
         let task_id = params.and_then(|p| p.get("task_id")).and_then(Value::as_str).unwrap_or("").to_owned();
-        self.sign_and_write(ws, s, FrameKind::CommandAck, &frame.id, &frames::command_ack(claim.as_deref())).await?;
+        let ack = frames::command_ack(claim.as_deref());
         let result = match action.as_str() {
             "cancel_task" | "retry_task" | "submit_task" => frames::command_result(
                 true,
@@ -434,6 +452,14 @@ impl Agent {
                 claim.as_deref(),
             ),
         };
+        if s.awaiting_reject.is_some() {
+            // The brain is closing this session (our invalid frame); anything
+            // written now is discarded, so keep both for the next session.
+            self.pending.push((FrameKind::CommandAck, frame.id.clone(), ack));
+            self.pending.push((FrameKind::CommandResult, frame.id.clone(), result));
+            return Ok(());
+        }
+        self.sign_and_write(ws, s, FrameKind::CommandAck, &frame.id, &ack).await?;
         self.sign_and_write(ws, s, FrameKind::CommandResult, &frame.id, &result).await?;
         self.shared.metrics.incr(Counter::CommandResultsSent);
         Ok(())

@@ -198,6 +198,7 @@ pub async fn run(ctx: &RunCtx, args: &AgentsArgs) -> anyhow::Result<Summary> {
 
     let active_start = ctx.metrics.snapshot();
     let mut steady = serde_json::Value::Null;
+    let mut commander_task = None;
     if args.rate > 0.0 && args.steady_secs > 0.0 {
         ctx.phase.set("steady");
         ctx.metrics.reset_histograms(&["lag"]);
@@ -217,11 +218,11 @@ pub async fn run(ctx: &RunCtx, args: &AgentsArgs) -> anyhow::Result<Summary> {
             None
         };
         tokio::time::sleep(Duration::from_secs_f64(args.steady_secs)).await;
+        // No new commands; those in flight finish in the background while
+        // the next phase runs (awaited before the drain).
         let _ = stop_tx.send(true);
         let s1 = ctx.metrics.snapshot();
-        if let Some(c) = commander {
-            let _ = tokio::time::timeout(Duration::from_secs(35), c).await;
-        }
+        commander_task = commander;
         steady = json!({
             "offered_events_per_s": args.rate,
             "events_committed_per_s": s1.rate_since(&s0, Counter::EventsAcked),
@@ -243,6 +244,11 @@ pub async fn run(ctx: &RunCtx, args: &AgentsArgs) -> anyhow::Result<Summary> {
             "frames_sent_per_s": s1.rate_since(&s0, Counter::FramesSent),
             "seconds": args.max_secs,
         });
+    }
+    if let Some(c) = commander_task {
+        if tokio::time::timeout(Duration::from_secs(35), c).await.is_err() {
+            ctx.metrics.error("commander_not_done_in_35s");
+        }
     }
     ctx.phase.set("drain");
     let _ = phase_tx.send(Phase::Drain);

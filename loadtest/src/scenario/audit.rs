@@ -38,8 +38,7 @@ pub fn planned(args: &AuditArgs) -> Duration {
 type Actor = (Session, String);
 
 async fn actors(ctx: &RunCtx, args: &AuditArgs, n: usize) -> anyhow::Result<Vec<Actor>> {
-    let http = client::client(None, n)?;
-    let admin = client::must_login(&http, &ctx.base, &ctx.common.email, &ctx.common.password).await?;
+    let admin = ctx.admin_session().await?;
     if args.shared_actor {
         return Ok(vec![(admin, ctx.common.project.clone()); n]);
     }

@@ -37,14 +37,10 @@ pub async fn run(ctx: &RunCtx, args: &HttpGetArgs) -> anyhow::Result<Summary> {
         safety::cap("--rate", r, safety::MAX_RATE)?;
     }
     ctx.fd_budget.ensure(concurrency + 8, "--concurrency")?;
-    let http = client::client(None, concurrency)?;
     let session = if args.anonymous {
-        Session { client: http, base: ctx.base.clone(), cookies: Cookies::default() }
+        Session { client: client::client(None, concurrency)?, base: ctx.base.clone(), cookies: Cookies::default() }
     } else {
-        if ctx.common.password.is_empty() {
-            anyhow::bail!("no admin password: pass --password or set LOADTEST_PASSWORD (or use --anonymous)");
-        }
-        client::must_login(&http, &ctx.base, &ctx.common.email, &ctx.common.password).await?
+        ctx.admin_session().await?
     };
     let call = Arc::new(Call {
         method: reqwest::Method::GET,

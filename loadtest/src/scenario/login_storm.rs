@@ -130,9 +130,9 @@ pub async fn run(ctx: &RunCtx, args: &LoginStormArgs) -> anyhow::Result<Summary>
                 let email = {
                     let mut rng = rand::rng();
                     if victims > 0 && rng.random_bool(0.5) {
-                        format!("victim{}@loadtest.invalid", rng.random_range(0..victims))
+                        format!("victim{}@loadtest.test", rng.random_range(0..victims))
                     } else {
-                        format!("nobody-{}-{n}@loadtest.invalid", rng.random::<u32>())
+                        format!("nobody-{}-{n}@loadtest.test", rng.random::<u32>())
                     }
                 };
                 match client::login(&http, &base, &email, "definitely-Wrong-password-1", xff).await {
@@ -205,6 +205,8 @@ fn summarize(ctx: &RunCtx, args: &LoginStormArgs, tally: &Shared, elapsed: Durat
             .map(|p| p + 1)
             .collect();
         let legit_ok = t.legit.get(&200).copied().unwrap_or(0);
+        let processes = args.limiter_processes.unwrap_or_else(|| ctx.flavor.limiter_processes()).max(1);
+        let allowed = args.ip_limit.saturating_mul(processes);
         let legit_total: u64 = t.legit.values().sum();
         let mut s = Summary::new("login-storm");
         s.http = ctx.http_routes(elapsed, false).into_iter().collect();
@@ -217,8 +219,9 @@ fn summarize(ctx: &RunCtx, args: &LoginStormArgs, tally: &Shared, elapsed: Durat
             "attack_status": t.attack,
             "attack_latency_ms": ctx.metrics.histogram("attack_login").percentiles(),
             "max_admitted_per_ip_per_min": max_admitted,
-            "expected_ip_limit_per_min": args.ip_limit,
-            "ip_limit_held": max_admitted as u32 <= args.ip_limit,
+            "expected_ip_limit_per_min": allowed,
+            "limiter_processes": processes,
+            "ip_limit_held": max_admitted as u32 <= allowed,
             "victims": args.victims,
             "victims_locked": locked,
             "attempts_until_lock": first_lock,
@@ -231,8 +234,8 @@ fn summarize(ctx: &RunCtx, args: &LoginStormArgs, tally: &Shared, elapsed: Durat
             "legit_login_ms": ctx.metrics.histogram("http:POST /auth/login (legitimate)").percentiles(),
         });
         s.notes.push(format!(
-            "a limit 'holds' when no attacker address got more than {} non-429 answers in any 60 s window; \
-             z4j keeps one limiter per worker process, so there up to workers × limit can pass",
+            "a limit 'holds' when no attacker address got more than {allowed} non-429 answers in any 60 s window \
+             ({} per minute × {processes} limiter process(es); z4j keeps one limiter per uvicorn worker)",
             args.ip_limit
         ));
         if lock_code.is_none() {
