@@ -16,7 +16,8 @@
 #   AGENTS [50] agents for the events rows, RATE [50] offered events/s (steady)
 #   SESSIONS [1000] idle agents for the sessions/RSS row
 #   SEED_TASKS [100000] task rows seeded into each brain for the task-list row
-#   COMPARE_OUT [loadtest/out/compare-<time>], COMPARE_NO_BUILD=1
+#   COMPARE_OUT [loadtest/out/compare-<time>], COMPARE_NO_BUILD=1,
+#   KEEP_DBS=1 keeps both databases for inspection (dropped otherwise)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -55,6 +56,9 @@ stop() {
   for p in "$ppid_" "$zpid"; do
     if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
   done
+  if [ -z "${KEEP_DBS:-}" ]; then
+    for db in "$pdb" "$zdb"; do psql "$pg/postgres" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true; done
+  fi
   rm -rf "$work"
 }
 trap stop EXIT
