@@ -63,6 +63,7 @@ pub struct Config {
     pub audit_allow_broken_chain: bool,
     pub audit_checkpoint_interval: Duration,
     pub agent_idle_timeout: Duration,
+    pub agent_hello_timeout: Duration,
     pub ingest_budget: usize,
 }
 
@@ -160,7 +161,10 @@ impl Config {
                 60_000,
                 "PALISADE_AUDIT_CHECKPOINT_MS",
             )?),
-            agent_idle_timeout: secs(var("PALISADE_AGENT_IDLE_SECS"), 90, 15, 3_600, "PALISADE_AGENT_IDLE_SECS")?,
+            // The agent heartbeats every 10 s; below that an idle limit
+            // would cut healthy agents, so the floor is for tests only.
+            agent_idle_timeout: secs(var("PALISADE_AGENT_IDLE_SECS"), 90, 1, 3_600, "PALISADE_AGENT_IDLE_SECS")?,
+            agent_hello_timeout: secs(var("PALISADE_AGENT_HELLO_SECS"), 10, 1, 60, "PALISADE_AGENT_HELLO_SECS")?,
             ingest_budget: bounded(var("PALISADE_INGEST_BUDGET"), 50_000, 1_000, 10_000_000, "PALISADE_INGEST_BUDGET")?,
         })
     }

@@ -31,7 +31,6 @@ use crate::state::AppState;
 use crate::store::agents;
 
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
-const HELLO_DEADLINE: Duration = Duration::from_secs(10);
 const HEARTBEAT_SECS: u32 = 10;
 /// Frames read but not yet handled by the session, per connection.
 const READ_AHEAD: usize = 8;
@@ -115,7 +114,7 @@ async fn connection(state: AppState, socket: WebSocket, admission: Admission, ip
         }
         Admission::Agent(identity) => identity,
     };
-    let first = match tokio::time::timeout(HELLO_DEADLINE, stream.next()).await {
+    let first = match tokio::time::timeout(state.config.agent_hello_timeout, stream.next()).await {
         Ok(Some(Ok(m))) if m.is_binary() || m.is_text() => m,
         _ => {
             let _ = sink.send(Message::close_with(close::BAD_FRAME, "expected hello")).await;

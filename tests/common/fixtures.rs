@@ -161,3 +161,40 @@ impl TestServer {
         palisade::store::commands::insert(&conn, &new, st.clock.now()).await.unwrap().id
     }
 }
+
+/// A project with an agent minted through the REST API, as an operator
+/// would: the credentials are what `POST …/agents` shows once.
+pub struct Fleet {
+    pub slug: String,
+    pub project_id: Uuid,
+    pub agent_id: Uuid,
+    pub token: String,
+    pub hmac_secret: String,
+}
+
+impl TestServer {
+    /// The admin and two projects ("alpha", "beta"), each with one agent.
+    pub async fn fleets(&self) -> (Browser, Fleet, Fleet) {
+        let mut admin = self.admin().await;
+        let a = self.fleet_with(&mut admin, "alpha").await;
+        let b = self.fleet_with(&mut admin, "beta").await;
+        (admin, a, b)
+    }
+
+    /// Create project `slug` and one agent in it, through the API.
+    pub async fn fleet_with(&self, admin: &mut Browser, slug: &str) -> Fleet {
+        let r = admin.post("/api/v1/projects", serde_json::json!({ "slug": slug, "name": slug })).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        let project_id = Uuid::parse_str(r.body["project"]["id"].as_str().unwrap()).unwrap();
+        let agent =
+            admin.post(&format!("/api/v1/projects/{slug}/agents"), serde_json::json!({ "name": "agent" })).await;
+        assert_eq!(agent.status, 201, "{:?}", agent.body);
+        Fleet {
+            slug: slug.to_string(),
+            project_id,
+            agent_id: Uuid::parse_str(agent.body["agent"]["id"].as_str().unwrap()).unwrap(),
+            token: agent.body["token"].as_str().unwrap().to_string(),
+            hmac_secret: agent.body["hmac_secret"].as_str().unwrap().to_string(),
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! advance, and a small cookie-aware HTTP client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod agent;
 pub mod fixtures;
 pub mod process;
 pub mod smtp_sink;

@@ -71,7 +71,7 @@ impl Commander {
             m.error(&format!("command_issue_{}", reply.status.as_u16()));
             return;
         }
-        let Some(id) = reply.json().ok().and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned)) else {
+        let Some(id) = reply.json().ok().and_then(|v| command_field(&v, "id")) else {
             m.error("command_issue_no_id");
             return;
         };
@@ -84,7 +84,7 @@ impl Commander {
             }
             tokio::time::sleep(POLL).await;
             let Ok(r) = self.admin.send(&self.flavor.command(&self.project, &id)).await else { continue };
-            let status = r.json().ok().and_then(|v| v.get("status").and_then(Value::as_str).map(str::to_owned));
+            let status = r.json().ok().and_then(|v| command_field(&v, "status"));
             if let Some(s) = status.filter(|s| self.flavor.command_is_final(s)) {
                 break s;
             }
@@ -101,4 +101,10 @@ impl Commander {
             m.error(&format!("command_status_{status}"));
         }
     }
+}
+
+/// z4j answers with the command object itself; Palisade wraps it as
+/// `{"command": {...}}`. Read a field from either shape.
+fn command_field(v: &Value, field: &str) -> Option<String> {
+    v.get("command").unwrap_or(v).get(field).and_then(Value::as_str).map(str::to_owned)
 }

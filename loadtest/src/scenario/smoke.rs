@@ -117,6 +117,11 @@ fn with_out(mut cmd: Command, dir: &std::path::Path, name: &str) -> Command {
 async fn commands_supported(common: &Common) -> bool {
     let Ok(base) = url::Url::parse(&common.url) else { return false };
     let Ok(session) = crate::run::admin_session(&base, common).await else { return false };
+    // Project routes answer 403/404 for a project that does not exist yet,
+    // which would read as "no commands API"; create it first.
+    if crate::provision::ensure_project(&session, common.target, &common.project).await.is_err() {
+        return false;
+    }
     matches!(session.send(&common.target.commands_list(&common.project)).await, Ok(r) if r.status.is_success())
 }
 
