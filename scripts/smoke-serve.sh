@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="$(mktemp -d /tmp/palisade-smoke.XXXXXX)"
+# The embedded cluster runs as the postgres user when we are root; it must
+# be able to traverse to the data directory.
+chmod 711 "$work"
 port="${SMOKE_PORT:-17700}"
 cargo build --release --bin palisade
 log="$work/serve.log"
@@ -26,7 +29,7 @@ curl -fsS "http://127.0.0.1:$port/api/v1/health/ready" >/dev/null
 grep -q "/setup?token=" "$log" || { echo "no setup link printed"; cat "$log"; exit 1; }
 token="$(grep -o 'setup?token=[A-Za-z0-9_-]*' "$log" | head -n1 | cut -d= -f2)"
 status="$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
-  -d "{\"token\":\"$token\",\"email\":\"smoke@palisade.test\",\"password\":\"Smoke-Test-Pass-42!\"}" \
+  -d "{\"token\":\"$token\",\"email\":\"operator@palisade.test\",\"password\":\"Ember-Lattice-93!\"}" \
   "http://127.0.0.1:$port/api/v1/setup/complete")"
 [ "$status" = "201" ] || { echo "setup completion answered $status"; cat "$log"; exit 1; }
 kill -TERM "$pid"

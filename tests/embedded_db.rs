@@ -46,3 +46,20 @@ async fn serve_runs_on_a_private_cluster_and_stops_it() {
     drop(db);
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_data_dir_the_postgres_user_cannot_reach_still_works() {
+    // SAFETY (test): reading our effective uid.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // only root hands the cluster to another user
+    }
+    let outer = tempdir::Dir::new();
+    std::fs::set_permissions(outer.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let data = outer.path().join("palisade-data");
+    let running = palisade::server::start(embedded_config(&data), ManualClock::new()).await.expect("embedded start");
+    let note = std::fs::read_to_string(data.join("EMBEDDED_POSTGRES_LOCATION")).unwrap();
+    assert!(note.contains("/var/lib/palisade/embedded/"), "{note}");
+    let r = reqwest::get(format!("http://{}/api/v1/health/ready", running.addr)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    running.shutdown().await;
+}

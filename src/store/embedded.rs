@@ -126,6 +126,45 @@ fn socket_dir_for(data_dir: &Path) -> PathBuf {
     PathBuf::from(format!("/tmp/palisade-{}", hex::encode(&digest[..6])))
 }
 
+/// Can `owner` (uid, gid) walk down to `dir`? PostgreSQL running as the
+/// service user needs search permission on every ancestor.
+fn reachable(dir: &Path, owner: (u32, u32)) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    dir.ancestors().all(|a| match std::fs::metadata(a) {
+        Ok(m) => {
+            let mode = m.mode();
+            mode & 0o001 != 0 || (m.uid() == owner.0 && mode & 0o100 != 0) || (m.gid() == owner.1 && mode & 0o010 != 0)
+        }
+        Err(_) => false,
+    })
+}
+
+/// Where the cluster lives: under the data directory, unless the service
+/// user cannot reach it (a root-owned 0700 home directory, say). Then it
+/// goes to a per-data-directory folder under /var/lib/palisade, and a note
+/// in the data directory says where.
+fn cluster_base(data_dir: &Path, owner: Option<(u32, u32)>) -> Result<PathBuf, EmbeddedError> {
+    let Some(owner) = owner.filter(|o| !reachable(data_dir, *o)) else {
+        return Ok(data_dir.to_path_buf());
+    };
+    let digest = crate::security::keys::hmac_sha256(b"palisade-cluster", &[data_dir.as_os_str().as_encoded_bytes()]);
+    let base = PathBuf::from("/var/lib/palisade/embedded").join(hex::encode(&digest[..8]));
+    std::fs::create_dir_all(&base).map_err(io("create /var/lib/palisade/embedded"))?;
+    for dir in ["/var/lib/palisade", "/var/lib/palisade/embedded"] {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711));
+    }
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).map_err(io("chmod cluster directory"))?;
+    std::os::unix::fs::chown(&base, Some(owner.0), Some(owner.1)).map_err(io("chown cluster directory"))?;
+    let note = format!(
+        "The embedded PostgreSQL for this data directory lives in {} because the postgres user cannot reach {}.\n",
+        base.display(),
+        data_dir.display()
+    );
+    let _ = std::fs::write(data_dir.join("EMBEDDED_POSTGRES_LOCATION"), note);
+    tracing::info!(cluster = %base.display(), "data directory is not reachable by the postgres user; keeping the embedded cluster elsewhere");
+    Ok(base)
+}
+
 fn live_postmaster(pgdata: &Path) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(pgdata.join("postmaster.pid")).ok()?.lines().next()?.trim().parse().ok()?;
     // SAFETY: kill with signal 0 only checks for existence and permission.
@@ -138,9 +177,10 @@ fn live_postmaster(pgdata: &Path) -> Option<i32> {
 /// without starting a second postmaster).
 pub fn running_config(data_dir: &Path) -> Option<tokio_postgres::Config> {
     let data_dir = data_dir.canonicalize().ok()?;
-    live_postmaster(&data_dir.join("pg"))?;
+    let base = cluster_base(&data_dir, service_user().ok()?).ok()?;
+    live_postmaster(&base.join("pg"))?;
     let mut c = tokio_postgres::Config::new();
-    c.host_path(socket_dir_for(&data_dir)).port(PORT).user(SUPERUSER).dbname(DATABASE);
+    c.host_path(socket_dir_for(&base)).port(PORT).user(SUPERUSER).dbname(DATABASE);
     Some(c)
 }
 
@@ -150,13 +190,14 @@ impl EmbeddedPostgres {
         let owner = service_user()?;
         std::fs::create_dir_all(data_dir).map_err(io("create data directory"))?;
         let data_dir = data_dir.canonicalize().map_err(io("resolve data directory"))?;
-        let pgdata = data_dir.join("pg");
-        let socket_dir = socket_dir_for(&data_dir);
-        let log_path = data_dir.join("postgres.log");
         if owner.is_some() {
             // The service user must be able to traverse to the cluster.
             let _ = std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o711));
         }
+        let base = cluster_base(&data_dir, owner)?;
+        let pgdata = base.join("pg");
+        let socket_dir = socket_dir_for(&base);
+        let log_path = base.join("postgres.log");
         if !pgdata.join("PG_VERSION").is_file() {
             prepare_dir(&pgdata, owner)?;
             let _ = std::fs::remove_file(&log_path);
