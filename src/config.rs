@@ -64,6 +64,7 @@ pub struct Config {
     pub audit_checkpoint_interval: Duration,
     pub agent_idle_timeout: Duration,
     pub agent_hello_timeout: Duration,
+    pub agent_body_bytes: usize,
     pub ingest_budget: usize,
 }
 
@@ -164,6 +165,13 @@ impl Config {
             // The agent heartbeats every 10 s; below that an idle limit
             // would cut healthy agents, so the floor is for tests only.
             agent_idle_timeout: secs(var("PALISADE_AGENT_IDLE_SECS"), 90, 1, 3_600, "PALISADE_AGENT_IDLE_SECS")?,
+            agent_body_bytes: bounded(
+                var("PALISADE_AGENT_BODY_BYTES"),
+                16 << 20,
+                1 << 20,
+                512 << 20,
+                "PALISADE_AGENT_BODY_BYTES",
+            )?,
             agent_hello_timeout: secs(var("PALISADE_AGENT_HELLO_SECS"), 10, 1, 60, "PALISADE_AGENT_HELLO_SECS")?,
             ingest_budget: bounded(var("PALISADE_INGEST_BUDGET"), 50_000, 1_000, 10_000_000, "PALISADE_INGEST_BUDGET")?,
         })

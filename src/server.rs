@@ -165,6 +165,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
     let registry: Slot<RegistryMsg> = Slot::new("session_registry");
     let ingest: Slot<IngestMsg> = Slot::new("ingest");
     let dispatcher: Slot<DispatcherMsg> = Slot::new("dispatcher");
+    let longpoll: Slot<crate::actors::longpoll::LongPollMsg> = Slot::new("longpoll");
     let audit_keys = Arc::new(AuditKeys::new(&config.secret, &config.previous_secrets));
     let checkpoint_sink: Arc<dyn CheckpointSink> = Arc::new(FileSink::new(config.audit_checkpoints.clone()));
     let health = Health::default();
@@ -197,6 +198,10 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
             move || (Lockout, LockoutArgs { db: db.clone(), clock: clock.clone(), threshold, duration })
         }),
         child("session_registry", registry.clone(), || (SessionRegistry, ())),
+        child("longpoll", longpoll.clone(), {
+            let clock = clock.clone();
+            move || (crate::actors::longpoll::LongPoll, clock.clone())
+        }),
         child("ingest", ingest.clone(), {
             // Its own connections: a slow ingest must not starve requests,
             // and requests must not starve ingest.
@@ -225,6 +230,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
         limiter,
         lockout,
         registry,
+        longpoll,
         ingest,
         dispatcher: dispatcher.clone(),
         ingest_budget: Budget::new(config.ingest_budget),

@@ -42,6 +42,7 @@ pub struct Inner {
     pub limiter: Slot<LimiterMsg>,
     pub lockout: Slot<LockoutMsg>,
     pub registry: Slot<RegistryMsg>,
+    pub longpoll: Slot<crate::actors::longpoll::LongPollMsg>,
     pub ingest: Slot<IngestMsg>,
     pub dispatcher: Slot<DispatcherMsg>,
     pub ingest_budget: Budget,

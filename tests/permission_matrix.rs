@@ -87,6 +87,9 @@ fn expected(access: Access, who: Who, ok: StatusCode) -> StatusCode {
     match access {
         Access::Public => ok,
         _ if who == Who::Anonymous => StatusCode::UNAUTHORIZED,
+        // Only an agent's bearer token opens these; no user, session or
+        // API key does (tests/gateway_longpoll.rs covers the agent side).
+        Access::Agent => StatusCode::UNAUTHORIZED,
         Access::User => {
             if who.is_key() {
                 denied
@@ -332,6 +335,8 @@ impl World {
                 let body = json!({ "token": token, "password": "Invited-Lagoon-64!", "display_name": "I" });
                 ok(route.path, Some(body), StatusCode::CREATED)
             }
+            ("POST", "/api/v1/agent/events") => ok(route.path, Some(json!({ "frames": ["{}"] })), StatusCode::OK),
+            ("GET", "/api/v1/agent/commands") => ok(route.path, None, StatusCode::OK),
             ("GET", "/api/v1/api-keys") => ok(route.path, None, StatusCode::OK),
             ("POST", "/api/v1/api-keys") => {
                 ok(route.path, Some(json!({ "name": "k", "scopes": ["tasks:read"] })), StatusCode::CREATED)

@@ -19,11 +19,12 @@ use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 use warp::ws::{Message, WebSocket};
 
+use crate::actors::agent_inbound as inbound;
 use crate::actors::dispatcher::DispatcherMsg;
-use crate::actors::ingest::{Done, IngestMsg, Job};
+use crate::actors::ingest::Done;
 use crate::audit::{ActorKind, AuditEvent, Outcome};
 use crate::fleet::commands::CommandSpec;
-use crate::fleet::{events, projection, AgentIdentity};
+use crate::fleet::AgentIdentity;
 use crate::security::canonical_json;
 use crate::security::frame::{self, Binding, FrameError, FrameKey, FrameKind, Hello, VerifiedFrame};
 use crate::security::replay::{Direction, ReplayGuard};
@@ -180,11 +181,11 @@ impl SessionState {
         match frame.kind {
             FrameKind::EventBatch => self.on_events(me, frame).await,
             FrameKind::Heartbeat => {
-                self.on_heartbeat(&frame);
+                inbound::heartbeat(&self.st, &self.identity, &frame);
                 true
             }
             FrameKind::CommandAck | FrameKind::CommandResult => {
-                self.on_command_reply(frame);
+                inbound::command_reply(&self.st, &self.identity, &frame);
                 true
             }
             // Agent status, registry deltas and agent errors carry nothing
@@ -194,55 +195,18 @@ impl SessionState {
     }
 
     async fn on_events(&mut self, me: &ActorRef<SessionMsg>, frame: VerifiedFrame) -> bool {
-        let norm = events::normalize(&frame.payload, &self.st.redactor, self.st.clock.now());
-        let received = norm.events.len() + norm.dropped;
-        // Back-pressure: wait for room in the ingest budget. While we wait
-        // we do not take the next frame, so the reader stops too.
-        let Some(permit) = self.st.ingest_budget.admit(norm.events.len()).await else { return false };
-        let job = Job {
-            identity: self.identity.clone(),
-            events: norm.events,
-            queues: Vec::new(),
-            done: Some(Done { session: me.clone(), batch_id: frame.id, received, dropped: norm.dropped }),
-            permit,
-        };
-        if self.st.ingest.cast(IngestMsg::Submit(job)).is_err() {
-            tracing::warn!("ingest is down; batch left unacknowledged for the agent to re-send");
-        }
+        // While this waits for room in the ingest budget we do not take the
+        // next frame, so the reader stops too and TCP pushes back.
+        let session = me.clone();
+        let batch_id = frame.id.clone();
+        inbound::submit_events(&self.st, &self.identity, &frame, move |received, dropped| Done::Session {
+            session,
+            batch_id,
+            received,
+            dropped,
+        })
+        .await;
         true
-    }
-
-    fn on_heartbeat(&mut self, frame: &VerifiedFrame) {
-        let Some(health) = frame.payload_object().and_then(|o| o.get("adapter_health")).and_then(|h| h.to_serde().ok())
-        else {
-            return;
-        };
-        let queues = projection::queue_depths_from_heartbeat(&health, self.st.clock.now());
-        if queues.is_empty() {
-            return;
-        }
-        // Queue depths ride the ingest path for its ordering and budget,
-        // but never hold up the socket: skip them when the budget is full.
-        if let Ok(permit) = self.st.ingest_budget.0.clone().try_acquire_owned() {
-            let job = Job { identity: self.identity.clone(), events: Vec::new(), queues, done: None, permit };
-            let _ = self.st.ingest.cast(IngestMsg::Submit(job));
-        }
-    }
-
-    fn on_command_reply(&mut self, frame: VerifiedFrame) {
-        // Command ids are UUIDs; anything else cannot name one of ours.
-        let Ok(command_id) = Uuid::parse_str(&frame.id) else { return };
-        let msg = if frame.kind == FrameKind::CommandAck {
-            DispatcherMsg::Acked { identity: self.identity.clone(), command_id }
-        } else {
-            let p = frame.payload_object();
-            let field = |k: &str| p.and_then(|o| o.get(k)).and_then(|v| v.to_serde().ok());
-            let status = field("status").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            let result = field("result").filter(|v| !v.is_null()).map(|v| self.st.redactor.redact(&v).0);
-            let error = field("error").and_then(|v| v.as_str().map(|s| self.st.redactor.redact_text(s).0));
-            DispatcherMsg::Finished { identity: self.identity.clone(), command_id, status, result, error }
-        };
-        let _ = self.st.dispatcher.cast(msg);
     }
 }
 

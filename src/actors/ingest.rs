@@ -51,11 +51,11 @@ impl Budget {
 }
 
 /// Who to tell when a batch is durable.
-pub struct Done {
-    pub session: ActorRef<SessionMsg>,
-    pub batch_id: String,
-    pub received: usize,
-    pub dropped: usize,
+pub enum Done {
+    /// A WebSocket session, which then sends `event_batch_ack`.
+    Session { session: ActorRef<SessionMsg>, batch_id: String, received: usize, dropped: usize },
+    /// A long-poll request waiting to count the frame as accepted.
+    Waiter(tokio::sync::oneshot::Sender<bool>),
 }
 
 pub struct Job {
@@ -165,14 +165,18 @@ impl IngestState {
                 tracing::error!(error = %e, jobs = jobs.len(), "ingest commit failed; batches stay unacknowledged and agents will re-send them");
             }
             for job in jobs {
-                if let Some(d) = job.done {
-                    let msg = match &outcome {
-                        Ok(()) => {
-                            SessionMsg::Committed { batch_id: d.batch_id, received: d.received, dropped: d.dropped }
-                        }
-                        Err(_) => SessionMsg::CommitFailed { batch_id: d.batch_id },
-                    };
-                    let _ = d.session.cast(msg);
+                match job.done {
+                    Some(Done::Session { session, batch_id, received, dropped }) => {
+                        let msg = match &outcome {
+                            Ok(()) => SessionMsg::Committed { batch_id, received, dropped },
+                            Err(_) => SessionMsg::CommitFailed { batch_id },
+                        };
+                        let _ = session.cast(msg);
+                    }
+                    Some(Done::Waiter(tx)) => {
+                        let _ = tx.send(outcome.is_ok());
+                    }
+                    None => {}
                 }
                 drop(job.permit);
             }

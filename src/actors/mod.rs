@@ -4,12 +4,14 @@
 //! replaced without any route holding a dangling reference.
 //! docs/runtime-semantics.md describes ordering, back-pressure and restarts.
 
+pub mod agent_inbound;
 pub mod agent_session;
 pub mod audit_writer;
 pub mod dispatcher;
 pub mod ingest;
 pub mod limiter;
 pub mod lockout;
+pub mod longpoll;
 pub mod session_registry;
 pub mod supervisor;
 

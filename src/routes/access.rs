@@ -55,6 +55,9 @@ pub async fn principal(
         Ok(None) => Ok(Principal::Anonymous),
         Err(e) => Err(e),
     };
+    if route.access == Access::Agent {
+        return agent_principal(state, headers).await;
+    }
     if route.access == Access::Public {
         // A public route must keep working (login, health) even when the
         // session store hiccups.
@@ -78,12 +81,14 @@ pub async fn authorize(
 ) -> Result<Option<ProjectAccess>, ApiError> {
     let caller = match (access, principal) {
         (Access::Public, _) => return Ok(None),
+        (Access::Agent, Principal::Agent(_)) => return Ok(None),
+        (Access::Agent, _) | (_, Principal::Agent(_)) => return Err(ApiError::unauthenticated()),
         (_, Principal::Anonymous) => return Err(ApiError::unauthenticated()),
         (Access::User | Access::GlobalAdmin, Principal::ApiKey(_)) => return Err(bearer_not_allowed()),
         (_, p) => p.caller().ok_or_else(ApiError::unauthenticated)?,
     };
     match access {
-        Access::Public | Access::User => Ok(None),
+        Access::Public | Access::User | Access::Agent => Ok(None),
         Access::GlobalAdmin if caller.is_admin => Ok(None),
         Access::GlobalAdmin => Err(ApiError::forbidden("this action needs a global admin")),
         Access::Listing(scope) => match principal.key_scopes() {
@@ -97,6 +102,22 @@ pub async fn authorize(
             let slug = params.iter().find(|(k, _)| *k == "slug").map(|(_, v)| v.as_str()).unwrap_or("");
             project_access(state, slug, caller, principal, action).await.map(Some)
         }
+    }
+}
+
+/// An agent's bearer token, for the long-poll transport. Refusals carry
+/// the codes the z4j agent classifies (401: bad token; 403
+/// `project_inactive`: archived project), so it backs off correctly.
+async fn agent_principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let token = super::ws_agent::bearer(headers).ok_or_else(ApiError::unauthenticated)?;
+    match super::ws_agent::authenticate_agent(state, token).await? {
+        Some((a, false)) => {
+            Ok(Principal::Agent(crate::fleet::AgentIdentity { agent_id: a.id, project_id: a.project_id, name: a.name }))
+        }
+        Some((_, true)) => {
+            Err(ApiError::new(warp::http::StatusCode::FORBIDDEN, "project_inactive", "the agent's project is archived"))
+        }
+        None => Err(ApiError::unauthenticated()),
     }
 }
 

@@ -6,6 +6,7 @@
 //! actors and the store; they hold no security state of their own.
 
 pub mod access;
+pub mod agent_longpoll;
 pub mod agents;
 pub mod api_keys;
 pub mod audit;
@@ -41,7 +42,7 @@ use crate::security::csrf;
 use crate::security::keys::Purpose;
 use crate::state::AppState;
 use request::{Principal, Req};
-use router::{Found, Response};
+use router::{Access, Found, Response};
 
 /// The whole HTTP surface as one warp filter: the agent WebSocket, and
 /// everything else through `dispatch`.
@@ -156,7 +157,10 @@ where
     if unsafe_method {
         cross_site_guard(state, &headers)?;
     }
-    let body = read_body(body, &headers, state.config.max_body_bytes).await?;
+    // Agents post batches of up to 500 frames; everyone else gets the
+    // small default limit.
+    let limit = if route.access == Access::Agent { state.config.agent_body_bytes } else { state.config.max_body_bytes };
+    let body = read_body(body, &headers, limit).await?;
 
     let principal = access::principal(state, route, &headers, client_ip).await?;
     if let Principal::Session(s) = &principal {

@@ -25,6 +25,8 @@ pub enum Principal {
     /// routes admit it; it is never CSRF-checked (a browser cannot attach
     /// it cross-site) and never combined with a session cookie.
     ApiKey(ApiKeyAuth),
+    /// An agent's bearer token (long-poll transport only).
+    Agent(crate::fleet::AgentIdentity),
 }
 
 /// The signed-in person behind a request, however they authenticated.
@@ -42,6 +44,7 @@ impl Principal {
             Principal::ApiKey(k) => {
                 Some(Caller { user_id: k.credential.owner.id, is_admin: k.credential.owner.is_admin })
             }
+            Principal::Agent(_) => None,
         }
     }
 
@@ -143,7 +146,7 @@ impl Req {
     pub fn session(&self) -> Result<&SessionAuth, ApiError> {
         match &self.principal {
             Principal::Session(s) => Ok(s),
-            Principal::Anonymous | Principal::ApiKey(_) => Err(ApiError::unauthenticated()),
+            Principal::Anonymous | Principal::ApiKey(_) | Principal::Agent(_) => Err(ApiError::unauthenticated()),
         }
     }
 
@@ -177,6 +180,14 @@ impl Req {
             // The key id names the actor; the key row names its owner.
             Principal::ApiKey(k) => ev.actor(ActorKind::ApiKey, Some(k.id().to_string())),
             Principal::Anonymous => ev.actor(ActorKind::Anonymous, None),
+            Principal::Agent(a) => ev.actor(ActorKind::Agent, Some(a.agent_id.to_string())).project(a.project_id),
+        }
+    }
+
+    pub fn agent(&self) -> Result<&crate::fleet::AgentIdentity, ApiError> {
+        match &self.principal {
+            Principal::Agent(a) => Ok(a),
+            _ => Err(ApiError::unauthenticated()),
         }
     }
 }

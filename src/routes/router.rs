@@ -36,6 +36,9 @@ pub enum Access {
     /// and the caller's standing in it and asks `security::rbac` whether the
     /// action is allowed. Non-members get 403.
     Project(Action),
+    /// The agent long-poll transport: an agent bearer token (not a user,
+    /// not an API key); every frame in the body is verified on its own.
+    Agent,
 }
 
 pub struct Route {

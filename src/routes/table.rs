@@ -2,11 +2,11 @@
 //! test walks this table; a route cannot be added without an access rule,
 //! and a `{slug}` route cannot be added without a policy action.
 
-use super::router::Access::{GlobalAdmin, Listing, Project, Public, User};
+use super::router::Access::{Agent, GlobalAdmin, Listing, Project, Public, User};
 use super::router::Route;
 use super::{
-    agents, api_keys, audit, auth, commands, health, invitations, memberships, pages, password_reset, projects, setup,
-    tasks, users,
+    agent_longpoll, agents, api_keys, audit, auth, commands, health, invitations, memberships, pages, password_reset,
+    projects, setup, tasks, users,
 };
 use crate::route;
 use crate::security::rbac::Action::*;
@@ -78,6 +78,9 @@ pub fn routes() -> Vec<Route> {
         route!(GET "/api/v1/projects/{slug}/workers", Project(ReadWorkers), tasks::workers),
         route!(GET "/api/v1/projects/{slug}/queues", Project(ReadQueues), tasks::queues),
         route!(GET "/api/v1/projects/{slug}/events", Project(ReadEvents), tasks::events),
+        // The agent long-poll transport (the WebSocket is /ws/agent).
+        route!(POST "/api/v1/agent/events", Agent, csrf_exempt, agent_longpoll::events),
+        route!(GET "/api/v1/agent/commands", Agent, agent_longpoll::commands),
         // Commands.
         route!(GET "/api/v1/projects/{slug}/commands", Project(ReadCommands), commands::list),
         route!(GET "/api/v1/projects/{slug}/commands/{id}", Project(ReadCommands), commands::get),
