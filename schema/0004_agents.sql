@@ -51,11 +51,11 @@ CREATE TABLE tasks (
     updated_at    timestamptz NOT NULL,
     PRIMARY KEY (project_id, engine, task_id)
 );
-CREATE INDEX tasks_recent ON tasks (project_id, last_event_at DESC, engine, task_id);
-CREATE INDEX tasks_state_recent ON tasks (project_id, state, last_event_at DESC);
-CREATE INDEX tasks_name_recent ON tasks (project_id, name, last_event_at DESC);
-CREATE INDEX tasks_queue_recent ON tasks (project_id, queue, last_event_at DESC);
-CREATE INDEX tasks_worker_recent ON tasks (project_id, worker, last_event_at DESC);
+CREATE INDEX tasks_recent ON tasks (project_id, last_event_at DESC, engine DESC, task_id DESC);
+CREATE INDEX tasks_state_recent ON tasks (project_id, state, last_event_at DESC, engine DESC, task_id DESC);
+CREATE INDEX tasks_name_recent ON tasks (project_id, name, last_event_at DESC, engine DESC, task_id DESC);
+CREATE INDEX tasks_queue_recent ON tasks (project_id, queue, last_event_at DESC, engine DESC, task_id DESC);
+CREATE INDEX tasks_worker_recent ON tasks (project_id, worker, last_event_at DESC, engine DESC, task_id DESC);
 CREATE INDEX tasks_search ON tasks USING gin (name gin_trgm_ops, task_id gin_trgm_ops);
 
 CREATE TABLE task_events (

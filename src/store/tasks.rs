@@ -33,9 +33,33 @@ pub struct TaskRow {
     pub last_event_at: DateTime<Utc>,
 }
 
-const TASK_COLUMNS: &str =
-    "engine, task_id, name, queue, worker, state, agent_id, received_at, started_at, finished_at, \
-                            runtime_ms, retries, exception, args, kwargs, result, last_event_at";
+// A macro, not a const, so `LIST_SQL` can be assembled with `concat!` and
+// tests can EXPLAIN the exact text the store runs.
+macro_rules! task_columns {
+    () => {
+        "engine, task_id, name, queue, worker, state, agent_id, received_at, started_at, \
+         finished_at, runtime_ms, retries, exception, args, kwargs, result, last_event_at"
+    };
+}
+const TASK_COLUMNS: &str = task_columns!();
+
+/// The task-list query. Every optional filter is `$n IS NULL OR ...`; it is
+/// sent as an unnamed statement so PostgreSQL plans it with the bound values
+/// (a cached generic plan could not pick the per-filter index).
+pub const LIST_SQL: &str = concat!(
+    "SELECT ",
+    task_columns!(),
+    " FROM tasks
+     WHERE project_id = $1
+       AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR name = $3)
+       AND ($4::text IS NULL OR queue = $4) AND ($5::text IS NULL OR worker = $5)
+       AND ($6::text IS NULL OR engine = $6)
+       AND ($7::timestamptz IS NULL OR last_event_at >= $7) AND ($8::timestamptz IS NULL OR last_event_at < $8)
+       AND ($9::text IS NULL OR name ILIKE $9 OR task_id ILIKE $9)
+       AND ($10::timestamptz IS NULL OR (last_event_at, engine, task_id) < ($10, $11, $12))
+     ORDER BY last_event_at DESC, engine DESC, task_id DESC
+     LIMIT $13"
+);
 
 fn task(r: &Row) -> TaskRow {
     TaskRow {
@@ -96,21 +120,9 @@ pub async fn list(
         Some(c) => (Some(c.at), Some(c.engine.as_str()), Some(c.task_id.as_str())),
         None => (None, None, None),
     };
-    let sql = format!(
-        "SELECT {TASK_COLUMNS} FROM tasks
-         WHERE project_id = $1
-           AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR name = $3)
-           AND ($4::text IS NULL OR queue = $4) AND ($5::text IS NULL OR worker = $5)
-           AND ($6::text IS NULL OR engine = $6)
-           AND ($7::timestamptz IS NULL OR last_event_at >= $7) AND ($8::timestamptz IS NULL OR last_event_at < $8)
-           AND ($9::text IS NULL OR name ILIKE $9 OR task_id ILIKE $9)
-           AND ($10::timestamptz IS NULL OR (last_event_at, engine, task_id) < ($10, $11, $12))
-         ORDER BY last_event_at DESC, engine DESC, task_id DESC
-         LIMIT $13"
-    );
     let rows = c
         .query(
-            &sql,
+            LIST_SQL,
             &[
                 &project_id,
                 &f.state,
