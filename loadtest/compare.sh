@@ -120,9 +120,18 @@ psql "$pg/$zdb" -qc "insert into tasks (project_id, engine, task_id, name, queue
          now() - make_interval(secs => g) + interval '2 seconds', 1000 + g % 500, 'seed@1'
   from projects p, generate_series(1, $seed_tasks) g where p.slug = 'default'" >/dev/null
 psql "$pg/$zdb" -qc "analyze tasks" >/dev/null
-if psql "$pg/$pdb" -Atqc "select to_regclass('public.tasks') is not null" | grep -q t; then
-  echo "note: Palisade has a tasks table now; add its seeding here" >&2
-fi
+# Palisade: the "default" project is created here (the harness would create
+# it through the API on first use; the rows need its id first), then the
+# same distribution of names, queues and states.
+psql "$pg/$pdb" -qc "insert into projects (id, slug, name, created_at, updated_at)
+  values (gen_random_uuid(), 'default', 'default', now(), now()) on conflict do nothing" >/dev/null
+psql "$pg/$pdb" -qc "insert into tasks (project_id, engine, task_id, name, queue, worker, state, received_at, started_at, finished_at, runtime_ms, last_event_at, updated_at)
+  select p.id, 'rq', 'seed-' || g, (array['app.tasks.send_email','billing.charge','reports.build','etl.load'])[1 + g % 4],
+         (array['default','high','low'])[1 + g % 3], 'seed@1', (case when g % 10 = 0 then 'failed' else 'succeeded' end),
+         now() - make_interval(secs => g), now() - make_interval(secs => g) + interval '1 second',
+         now() - make_interval(secs => g) + interval '2 seconds', 1000 + g % 500, now() - make_interval(secs => g) + interval '2 seconds', now()
+  from projects p, generate_series(1, $seed_tasks) g where p.slug = 'default'" >/dev/null
+psql "$pg/$pdb" -qc "analyze tasks" >/dev/null
 
 export LOADTEST_EMAIL="$email" LOADTEST_PASSWORD="$password"
 declare -A url=([palisade]="http://127.0.0.1:$pport" [z4j]="http://127.0.0.1:$zport")

@@ -266,10 +266,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
     let setup_token = first_boot(&state).await?;
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = warp::serve(crate::routes::filter(state.clone())).incoming(listener).graceful(async move {
-        let _ = stop_rx.await;
-    });
-    let http = tokio::spawn(server.run());
+    let http = tokio::spawn(crate::http_server::run(listener, crate::routes::filter(state.clone()), stop_rx));
     tracing::info!(%addr, "palisade is listening");
     Ok(Running { addr, state, setup_token, supervisor, stop: Some(stop_tx), http, database: Some(database) })
 }

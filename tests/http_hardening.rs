@@ -216,3 +216,67 @@ async fn health_endpoints() {
     assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ready")));
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_head_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start().await;
+    let mut sock = tokio::net::TcpStream::connect(srv.running().addr).await.unwrap();
+    // Half a request line, then silence: the slow-headers attack.
+    sock.write_all(b"GET /api/v1/health/live HTTP/1.1\r\nHost: ").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(40), sock.read(&mut buf))
+        .await
+        .expect("the server kept a stalled connection open for 40 s")
+        .unwrap_or(0);
+    // Either a bare close or a 408; never a served request.
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(10), "closed too early: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn agent_socket_requests_that_are_not_upgrades_get_json_errors() {
+    let srv = TestServer::start().await;
+    let http = reqwest::Client::new();
+    // Plain GET: no upgrade headers at all.
+    let r = http.get(srv.url("/ws/agent")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UPGRADE_REQUIRED);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "upgrade_required", "{v}");
+    // An upgrade with a wrong WebSocket version is not a handshake either.
+    let r = http
+        .get(srv.url("/ws/agent"))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UPGRADE_REQUIRED);
+    for (name, value) in EXPECTED {
+        assert_eq!(r.headers().get(*name).and_then(|v| v.to_str().ok()), Some(*value), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_agent_upgrade_answers_101_with_the_rfc_6455_accept_key() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start().await;
+    let mut sock = tokio::net::TcpStream::connect(srv.running().addr).await.unwrap();
+    let host = srv.running().addr.to_string();
+    let req = format!(
+        "GET /ws/agent HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf)).await.unwrap().unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    // RFC 6455 §1.3's worked example.
+    assert!(head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
+    assert!(head.contains("content-security-policy:"), "{head}");
+}

@@ -16,8 +16,8 @@ use futures_util::SinkExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{json, Value};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
-use warp::ws::{Message, WebSocket};
 
 use crate::actors::agent_inbound as inbound;
 use crate::actors::dispatcher::DispatcherMsg;
@@ -25,6 +25,7 @@ use crate::actors::ingest::Done;
 use crate::audit::{ActorKind, AuditEvent, Outcome};
 use crate::fleet::commands::CommandSpec;
 use crate::fleet::AgentIdentity;
+use crate::routes::ws_agent::{close_message, AgentSocket};
 use crate::security::canonical_json;
 use crate::security::frame::{self, Binding, FrameError, FrameKey, FrameKind, Hello, VerifiedFrame};
 use crate::security::replay::{Direction, ReplayGuard};
@@ -78,7 +79,7 @@ pub struct SessionArgs {
     pub session_id: Uuid,
     pub key: FrameKey,
     pub hello: Arc<Hello>,
-    pub sink: SplitSink<WebSocket, Message>,
+    pub sink: SplitSink<AgentSocket, Message>,
     pub client_ip: std::net::IpAddr,
 }
 
@@ -89,7 +90,7 @@ pub struct SessionState {
     binding: Binding,
     key: FrameKey,
     hello: Arc<Hello>,
-    sink: SplitSink<WebSocket, Message>,
+    sink: SplitSink<AgentSocket, Message>,
     guard: ReplayGuard,
     out_seq: u64,
     client_ip: std::net::IpAddr,
@@ -111,7 +112,7 @@ impl SessionState {
                 return false;
             }
         };
-        matches!(tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(Message::binary(bytes))).await, Ok(Ok(())))
+        matches!(tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(Message::Binary(bytes.into()))).await, Ok(Ok(())))
     }
 
     async fn close(&mut self, code: u16, reason: &'static str) {
@@ -119,7 +120,7 @@ impl SessionState {
             return;
         }
         self.closing = true;
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(Message::close_with(code, reason))).await;
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(close_message(code, reason))).await;
         let _ = tokio::time::timeout(WRITE_TIMEOUT, self.sink.close()).await;
     }
 

@@ -122,7 +122,7 @@ impl RegistryState {
             let mut sink = args.sink;
             let _ = futures_util::SinkExt::send(
                 &mut sink,
-                warp::ws::Message::close_with(close::TOO_MANY, "too many connections for this agent"),
+                crate::routes::ws_agent::close_message(close::TOO_MANY, "too many connections for this agent"),
             )
             .await;
             return Err(OpenError::TooMany);

@@ -28,16 +28,17 @@ pub mod users;
 pub mod ws_agent;
 
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use warp::filters::path::FullPath;
 use warp::http::header::{CONTENT_LENGTH, HOST};
-use warp::http::{HeaderMap, Method};
+use warp::http::{HeaderMap, Method, StatusCode};
 use warp::Filter;
 
 use crate::error::ApiError;
+use crate::http_server::{PeerAddr, UpgradeSlot};
 use crate::security::csrf;
 use crate::security::keys::Purpose;
 use crate::state::AppState;
@@ -48,26 +49,42 @@ use router::{Access, Found, Response};
 /// everything else through `dispatch`.
 pub fn filter(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let ws_state = state.clone();
-    let agent_ws =
-        warp::path!("ws" / "agent").and(warp::ws()).and(warp::header::headers_cloned()).and(warp::addr::remote()).then(
-            move |ws: warp::ws::Ws, headers: HeaderMap, remote: Option<SocketAddr>| {
-                let st = ws_state.clone();
-                async move {
-                    let request_id = request_id(&headers);
-                    let peer = remote.map(|a| a.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-                    let xff = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-                    let ip = st.config.trusted_proxies.resolve(peer, xff);
-                    let mut resp = if host_allowed(&st, &headers) {
-                        ws_agent::upgrade(st.clone(), ws, headers, ip).await
-                    } else {
-                        reply::error(&ApiError::invalid_host(), &request_id)
-                    };
-                    st.security_headers.apply(&mut resp, "/ws/agent", &request_id);
-                    resp
-                }
-            },
-        );
+    let agent_ws = warp::path!("ws" / "agent")
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<PeerAddr>())
+        .and(warp::ext::optional::<UpgradeSlot>())
+        .then(move |headers: HeaderMap, peer: Option<PeerAddr>, slot: Option<UpgradeSlot>| {
+            let st = ws_state.clone();
+            async move {
+                let request_id = request_id(&headers);
+                let ip = client_ip(&st, &headers, peer);
+                let upgrade = ws_agent::handshake_key(&headers).zip(slot.and_then(|s| s.take()));
+                let mut resp = match upgrade {
+                    _ if !host_allowed(&st, &headers) => reply::error(&ApiError::invalid_host(), &request_id),
+                    Some((key, on_upgrade)) => ws_agent::upgrade(st.clone(), on_upgrade, &key, headers, ip).await,
+                    None => reply::error(
+                        &ApiError::new(
+                            StatusCode::UPGRADE_REQUIRED,
+                            "upgrade_required",
+                            "this endpoint takes a WebSocket upgrade (RFC 6455, version 13)",
+                        ),
+                        &request_id,
+                    ),
+                };
+                st.security_headers.apply(&mut resp, "/ws/agent", &request_id);
+                resp
+            }
+        });
     agent_ws.or(api_filter(state)).unify()
+}
+
+/// The client address: the TCP peer, or the forwarded address when the
+/// peer is a trusted proxy.
+fn client_ip(st: &AppState, headers: &HeaderMap, peer: Option<PeerAddr>) -> IpAddr {
+    let peer = peer.map(|p| p.0.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let xff = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    st.config.trusted_proxies.resolve(peer, xff)
 }
 
 fn api_filter(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
@@ -78,7 +95,7 @@ fn api_filter(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::path::full())
         .and(raw_query)
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(warp::ext::optional::<PeerAddr>())
         .and(warp::body::stream())
         .then(dispatch)
         .recover(|_rej: warp::Rejection| async move {
@@ -104,7 +121,7 @@ async fn dispatch<S, B>(
     path: FullPath,
     query: String,
     headers: HeaderMap,
-    remote: Option<SocketAddr>,
+    peer: Option<PeerAddr>,
     body: S,
 ) -> Response
 where
@@ -112,9 +129,7 @@ where
     B: Buf,
 {
     let request_id = request_id(&headers);
-    let peer = remote.map(|a| a.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let xff = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client_ip = state.config.trusted_proxies.resolve(peer, xff);
+    let client_ip = client_ip(&state, &headers, peer);
     let path = path.as_str();
     let result = pipeline(&state, method, path, query, headers, client_ip, body, &request_id).await;
     let mut resp = match result {

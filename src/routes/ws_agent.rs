@@ -13,12 +13,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 use uuid::Uuid;
-use warp::http::HeaderMap;
-use warp::ws::{Message, WebSocket, Ws};
-use warp::Reply;
+use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use super::router::Response;
 use crate::actors::agent_session::{close, SessionArgs, SessionMsg};
@@ -31,9 +36,43 @@ use crate::state::AppState;
 use crate::store::agents;
 
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
+/// The socket's read buffer. Agent frames are small (heartbeats, batches of
+/// a few KiB); a larger frame grows the buffer as needed. tungstenite's
+/// default, 128 KiB zero-filled per socket, would be most of a session's
+/// memory.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 const HEARTBEAT_SECS: u32 = 10;
 /// Frames read but not yet handled by the session, per connection.
 const READ_AHEAD: usize = 8;
+
+/// The agent's socket after the upgrade.
+pub type AgentSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// A close message with a protocol code.
+pub fn close_message(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.into() }))
+}
+
+/// The `Sec-WebSocket-Key` of a well-formed RFC 6455 upgrade request, or
+/// `None` when this is not one.
+pub fn handshake_key(headers: &HeaderMap) -> Option<String> {
+    let has = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
+    };
+    if !has(header::CONNECTION, "upgrade") || !has(header::UPGRADE, "websocket") {
+        return None;
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+        return None;
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?.to_str().ok()?.trim();
+    // A valid key is 16 random bytes in base64: 24 characters.
+    (key.len() == 24).then(|| key.to_string())
+}
 
 /// `Authorization: Bearer <token>`: scheme case-insensitive, one space.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -98,37 +137,58 @@ async fn admit(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Admission {
     }
 }
 
-pub async fn upgrade(state: AppState, ws: Ws, headers: HeaderMap, ip: IpAddr) -> Response {
+pub async fn upgrade(state: AppState, on_upgrade: OnUpgrade, key: &str, headers: HeaderMap, ip: IpAddr) -> Response {
     let admission = admit(&state, &headers, ip).await;
-    let ws =
-        ws.max_message_size(MAX_FRAME_BYTES).max_frame_size(MAX_FRAME_BYTES).max_write_buffer_size(4 * MAX_FRAME_BYTES);
-    ws.on_upgrade(move |socket| connection(state, socket, admission, ip)).into_response()
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let config = WebSocketConfig::default()
+                    .read_buffer_size(READ_BUFFER_BYTES)
+                    .write_buffer_size(0)
+                    .max_write_buffer_size(4 * MAX_FRAME_BYTES)
+                    .max_message_size(Some(MAX_FRAME_BYTES))
+                    .max_frame_size(Some(MAX_FRAME_BYTES));
+                let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                connection(state, socket, admission, ip).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "agent upgrade did not complete"),
+        }
+    });
+    let mut resp = Response::new(Default::default());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    resp
 }
 
-async fn connection(state: AppState, socket: WebSocket, admission: Admission, ip: IpAddr) {
+async fn connection(state: AppState, socket: AgentSocket, admission: Admission, ip: IpAddr) {
     let (mut sink, mut stream) = socket.split();
     let identity = match admission {
         Admission::Refused(code, reason) => {
-            let _ = sink.send(Message::close_with(code, reason)).await;
+            let _ = sink.send(close_message(code, reason)).await;
             return;
         }
         Admission::Agent(identity) => identity,
     };
     let first = match tokio::time::timeout(state.config.agent_hello_timeout, stream.next()).await {
-        Ok(Some(Ok(m))) if m.is_binary() || m.is_text() => m,
+        Ok(Some(Ok(m @ (Message::Binary(_) | Message::Text(_))))) => m.into_data(),
         _ => {
-            let _ = sink.send(Message::close_with(close::BAD_FRAME, "expected hello")).await;
+            let _ = sink.send(close_message(close::BAD_FRAME, "expected hello")).await;
             return;
         }
     };
-    let hello = match frame::parse_hello(first.as_bytes()) {
+    let hello = match frame::parse_hello(&first) {
         Ok(h) => Arc::new(h),
         Err(FrameError::Version(VersionError::Handshake(_))) => {
-            let _ = sink.send(Message::close_with(close::UNSUPPORTED_VERSION, "protocol version 2 required")).await;
+            let _ = sink.send(close_message(close::UNSUPPORTED_VERSION, "protocol version 2 required")).await;
             return;
         }
         Err(_) => {
-            let _ = sink.send(Message::close_with(close::BAD_FRAME, "invalid hello")).await;
+            let _ = sink.send(close_message(close::BAD_FRAME, "invalid hello")).await;
             return;
         }
     };
@@ -139,7 +199,7 @@ async fn connection(state: AppState, socket: WebSocket, admission: Admission, ip
         session_id: session_id.to_string(),
     };
     let ack = frame::hello_ack_bytes(&binding, HEARTBEAT_SECS, MAX_FRAME_BYTES as u32, state.clock.now());
-    if sink.send(Message::binary(ack)).await.is_err() {
+    if sink.send(Message::Binary(ack.into())).await.is_err() {
         return;
     }
     let Ok(key) = FrameKey::new(&frame::derive_project_key(state.config.secret.expose(), identity.project_id)) else {
@@ -206,7 +266,7 @@ async fn recheck(state: &AppState, identity: &AgentIdentity, session: &ractor::A
 
 async fn read_loop(
     state: &AppState,
-    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    mut stream: futures_util::stream::SplitStream<AgentSocket>,
     session: ractor::ActorRef<SessionMsg>,
 ) {
     let permits = Arc::new(Semaphore::new(READ_AHEAD));
@@ -222,15 +282,15 @@ async fn read_loop(
         match next {
             None => break,
             Some(Err(e)) => {
-                // Oversized messages end up here (warp enforces the limits).
+                // Oversized messages end up here (tungstenite enforces the limits).
                 tracing::debug!(error = %e, "agent socket error");
                 let _ = session.cast(SessionMsg::Close(close::BAD_FRAME, "frame too large or malformed"));
                 return;
             }
-            Some(Ok(m)) if m.is_close() => break,
-            Some(Ok(m)) if m.is_binary() || m.is_text() => {
+            Some(Ok(Message::Close(_))) => break,
+            Some(Ok(m @ (Message::Binary(_) | Message::Text(_)))) => {
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
-                if session.cast(SessionMsg::Frame(m.into_bytes().to_vec(), permit)).is_err() {
+                if session.cast(SessionMsg::Frame(m.into_data().to_vec(), permit)).is_err() {
                     return;
                 }
             }
