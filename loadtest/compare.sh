@@ -36,6 +36,8 @@ password="Quartz-Meadow-7391-Lantern!"
 lt="$root/target/release/palisade-loadtest"
 pdb="palisade_lt_compare"
 zdb="z4j_lt_compare"
+# shellcheck source=loadtest/lib.sh
+. "$root/loadtest/lib.sh"
 mkdir -p "$out"
 work="$(mktemp -d /tmp/palisade-compare.XXXXXX)"
 chmod 711 "$work"
@@ -67,43 +69,23 @@ for db in "$pdb" "$zdb"; do
   psql "$pg/postgres" -qc "drop database if exists $db" >/dev/null
   psql "$pg/postgres" -qc "create database $db" >/dev/null
 done
-secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(48))'; }
-
-wait_ready() { # url pid → seconds to first 200 on /api/v1/health/ready
-  local t0 t1
-  t0=$(date +%s.%N)
-  for _ in $(seq 1 600); do
-    if curl -fsS "$1/api/v1/health/ready" >/dev/null 2>&1; then
-      t1=$(date +%s.%N); python3 -c "print(round($t1 - $t0, 2))"; return 0
-    fi
-    kill -0 "$2" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "never"
-}
-
 # --- z4j 1.13 (two uvicorn workers, its default on 2 cores) ---------------
 mkdir -p "$work/z4jhome"
 (
   export HOME="$work/z4jhome"
   export Z4J_DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:5432/$zdb"
-  export Z4J_SECRET="$(secret)" Z4J_SESSION_SECRET="$(secret)" Z4J_AUDIT_CHAIN_SECRET="$(secret)"
+  export Z4J_SECRET="$(lt_secret)" Z4J_SESSION_SECRET="$(lt_secret)" Z4J_AUDIT_CHAIN_SECRET="$(lt_secret)"
   export Z4J_BOOTSTRAP_ADMIN_EMAIL="$email" Z4J_BOOTSTRAP_ADMIN_PASSWORD="$password"
   exec "$venv/bin/z4j" serve --environment dev --host 127.0.0.1 --port "$zport"
 ) >"$out/z4j.log" 2>&1 &
 zpid=$!
-z_ready="$(wait_ready "http://127.0.0.1:$zport" "$zpid")"
+z_ready="$(lt_wait_ready "http://127.0.0.1:$zport" "$zpid")"
 
 # --- Palisade (dev mode, same PostgreSQL server) ---------------------------
-env PALISADE_ENV=dev PALISADE_BIND="127.0.0.1:$pport" PALISADE_PUBLIC_URL="http://127.0.0.1:$pport" \
-  PALISADE_SECRET="$(secret)" PALISADE_DATABASE_URL="$pg/$pdb" PALISADE_DATA_DIR="$work/pdata" \
-  "$root/target/release/palisade" serve >"$out/palisade.log" 2>&1 &
-ppid_=$!
-p_ready="$(wait_ready "http://127.0.0.1:$pport" "$ppid_")"
-token="$(grep -o 'setup?token=[A-Za-z0-9_-]*' "$out/palisade.log" | tail -n1 | cut -d= -f2)"
-curl -fsS -o /dev/null -H 'content-type: application/json' \
-  -d "{\"token\":\"$token\",\"email\":\"$email\",\"password\":\"$password\"}" \
-  "http://127.0.0.1:$pport/api/v1/setup/complete"
+lt_start_palisade "$pport" "$pg/$pdb" "$work/pdata" "$out/palisade.log"
+ppid_=$LT_PID
+p_ready="$(lt_wait_ready "http://127.0.0.1:$pport" "$ppid_")"
+lt_setup_palisade "http://127.0.0.1:$pport" "$out/palisade.log" "$email" "$password"
 echo "ready: palisade ${p_ready}s, z4j ${z_ready}s"
 
 sleep 3
@@ -111,8 +93,8 @@ sleep 3
 "$lt" probe --url "http://127.0.0.1:$zport" >"$out/z4j-idle.json"
 
 # --- task rows for the task-list row --------------------------------------
-# z4j: straight into its tasks table. Palisade: only once it has a tasks
-# table (the task API is not in Palisade yet).
+# The same distribution (names, queues, 10 % failed, one per second) straight
+# into each brain's own tasks table.
 psql "$pg/$zdb" -qc "insert into tasks (project_id, engine, task_id, name, queue, state, received_at, started_at, finished_at, runtime_ms, worker_name)
   select p.id, 'rq', 'seed-' || g, (array['app.tasks.send_email','billing.charge','reports.build','etl.load'])[1 + g % 4],
          (array['default','high','low'])[1 + g % 3], (case when g % 10 = 0 then 'failure' else 'success' end)::task_state,
@@ -120,18 +102,7 @@ psql "$pg/$zdb" -qc "insert into tasks (project_id, engine, task_id, name, queue
          now() - make_interval(secs => g) + interval '2 seconds', 1000 + g % 500, 'seed@1'
   from projects p, generate_series(1, $seed_tasks) g where p.slug = 'default'" >/dev/null
 psql "$pg/$zdb" -qc "analyze tasks" >/dev/null
-# Palisade: the "default" project is created here (the harness would create
-# it through the API on first use; the rows need its id first), then the
-# same distribution of names, queues and states.
-psql "$pg/$pdb" -qc "insert into projects (id, slug, name, created_at, updated_at)
-  values (gen_random_uuid(), 'default', 'default', now(), now()) on conflict do nothing" >/dev/null
-psql "$pg/$pdb" -qc "insert into tasks (project_id, engine, task_id, name, queue, worker, state, received_at, started_at, finished_at, runtime_ms, last_event_at, updated_at)
-  select p.id, 'rq', 'seed-' || g, (array['app.tasks.send_email','billing.charge','reports.build','etl.load'])[1 + g % 4],
-         (array['default','high','low'])[1 + g % 3], 'seed@1', (case when g % 10 = 0 then 'failed' else 'succeeded' end),
-         now() - make_interval(secs => g), now() - make_interval(secs => g) + interval '1 second',
-         now() - make_interval(secs => g) + interval '2 seconds', 1000 + g % 500, now() - make_interval(secs => g) + interval '2 seconds', now()
-  from projects p, generate_series(1, $seed_tasks) g where p.slug = 'default'" >/dev/null
-psql "$pg/$pdb" -qc "analyze tasks" >/dev/null
+lt_seed_palisade_tasks "$pg/$pdb" "$seed_tasks"
 
 export LOADTEST_EMAIL="$email" LOADTEST_PASSWORD="$password"
 declare -A url=([palisade]="http://127.0.0.1:$pport" [z4j]="http://127.0.0.1:$zport")

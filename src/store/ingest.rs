@@ -21,6 +21,17 @@ pub struct Scoped<'a> {
     pub event: &'a Event,
 }
 
+/// A projected row with the project and agent it belongs to. One upsert
+/// statement carries the rows of every agent in a commit; the caller
+/// guarantees each key appears once per statement and that rows are in key
+/// order, so concurrent commits lock rows in the same order and cannot
+/// deadlock.
+pub struct Owned<'a, T> {
+    pub project_id: Uuid,
+    pub agent_id: Uuid,
+    pub row: &'a T,
+}
+
 /// Insert events; returns the (project, id) pairs that were new.
 pub async fn insert_events(
     c: &impl GenericClient,
@@ -53,14 +64,15 @@ pub async fn insert_events(
 
 pub async fn upsert_tasks(
     c: &impl GenericClient,
-    project_id: Uuid,
-    agent_id: Uuid,
-    tasks: &[TaskUpsert],
+    owned: &[Owned<'_, TaskUpsert>],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if tasks.is_empty() {
+    if owned.is_empty() {
         return Ok(());
     }
+    let project: Vec<Uuid> = owned.iter().map(|o| o.project_id).collect();
+    let agent: Vec<Uuid> = owned.iter().map(|o| o.agent_id).collect();
+    let tasks: Vec<&TaskUpsert> = owned.iter().map(|o| o.row).collect();
     let engine: Vec<&str> = tasks.iter().map(|t| t.engine.as_str()).collect();
     let task_id: Vec<&str> = tasks.iter().map(|t| t.task_id.as_str()).collect();
     let name: Vec<Option<&str>> = tasks.iter().map(|t| t.name.as_deref()).collect();
@@ -84,10 +96,11 @@ pub async fn upsert_tasks(
         .prepare_cached(
             "INSERT INTO tasks AS t (project_id, engine, task_id, name, queue, worker, state, agent_id, received_at,
                  started_at, finished_at, runtime_ms, retries, exception, args, kwargs, result, last_event_at, updated_at)
-             SELECT $1, e, i, n, q, w, s, $2, rc, st, fi, rt, re, ex, ar, kw, rs, la, $3
-             FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],
-                 $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::int[], $15::text[], $16::jsonb[],
-                 $17::jsonb[], $18::jsonb[], $19::timestamptz[]) AS u(e, i, n, q, w, s, rc, st, fi, rt, re, ex, ar, kw, rs, la)
+             SELECT p, e, i, n, q, w, s, a, rc, st, fi, rt, re, ex, ar, kw, rs, la, $3
+             FROM UNNEST($1::uuid[], $2::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                 $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::int[], $15::text[],
+                 $16::jsonb[], $17::jsonb[], $18::jsonb[], $19::timestamptz[])
+                 AS u(p, a, e, i, n, q, w, s, rc, st, fi, rt, re, ex, ar, kw, rs, la)
              ON CONFLICT (project_id, engine, task_id) DO UPDATE SET
                  name = COALESCE(EXCLUDED.name, t.name),
                  queue = COALESCE(EXCLUDED.queue, t.queue),
@@ -111,40 +124,21 @@ pub async fn upsert_tasks(
     c.execute(
         &stmt,
         &[
-            &project_id,
-            &agent_id,
-            &now,
-            &engine,
-            &task_id,
-            &name,
-            &queue,
-            &worker,
-            &state,
-            &received,
-            &started,
-            &finished,
-            &runtime,
-            &retries,
-            &exception,
-            &args,
-            &kwargs,
-            &result,
-            &last,
+            &project, &agent, &now, &engine, &task_id, &name, &queue, &worker, &state, &received, &started, &finished,
+            &runtime, &retries, &exception, &args, &kwargs, &result, &last,
         ],
     )
     .await?;
     Ok(())
 }
 
-pub async fn upsert_workers(
-    c: &impl GenericClient,
-    project_id: Uuid,
-    agent_id: Uuid,
-    workers: &[WorkerUpsert],
-) -> Result<(), StoreError> {
-    if workers.is_empty() {
+pub async fn upsert_workers(c: &impl GenericClient, owned: &[Owned<'_, WorkerUpsert>]) -> Result<(), StoreError> {
+    if owned.is_empty() {
         return Ok(());
     }
+    let project: Vec<Uuid> = owned.iter().map(|o| o.project_id).collect();
+    let agent: Vec<Uuid> = owned.iter().map(|o| o.agent_id).collect();
+    let workers: Vec<&WorkerUpsert> = owned.iter().map(|o| o.row).collect();
     let engine: Vec<&str> = workers.iter().map(|w| w.engine.as_str()).collect();
     let name: Vec<&str> = workers.iter().map(|w| w.name.as_str()).collect();
     let state: Vec<Option<&str>> = workers.iter().map(|w| w.state).collect();
@@ -154,8 +148,9 @@ pub async fn upsert_workers(
     let stmt = c
         .prepare_cached(
             "INSERT INTO workers AS w (project_id, engine, name, agent_id, state, first_seen, last_seen, succeeded, failed)
-             SELECT $1, e, n, $2, COALESCE(s, 'online'), l, l, o, f
-             FROM UNNEST($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bigint[], $8::bigint[]) AS u(e, n, s, l, o, f)
+             SELECT p, e, n, a, COALESCE(s, 'online'), l, l, o, f
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bigint[],
+                 $8::bigint[]) AS u(p, a, e, n, s, l, o, f)
              ON CONFLICT (project_id, engine, name) DO UPDATE SET
                  agent_id = EXCLUDED.agent_id,
                  state = CASE WHEN EXCLUDED.last_seen >= w.last_seen THEN EXCLUDED.state ELSE w.state END,
@@ -164,14 +159,17 @@ pub async fn upsert_workers(
                  failed = w.failed + EXCLUDED.failed",
         )
         .await?;
-    c.execute(&stmt, &[&project_id, &agent_id, &engine, &name, &state, &seen, &ok, &failed]).await?;
+    c.execute(&stmt, &[&project, &agent, &engine, &name, &state, &seen, &ok, &failed]).await?;
     Ok(())
 }
 
-pub async fn upsert_queues(c: &impl GenericClient, project_id: Uuid, queues: &[QueueUpsert]) -> Result<(), StoreError> {
+/// `queues`: (project, row), each (project, engine, name) once, in key order.
+pub async fn upsert_queues(c: &impl GenericClient, queues: &[(Uuid, QueueUpsert)]) -> Result<(), StoreError> {
     if queues.is_empty() {
         return Ok(());
     }
+    let project: Vec<Uuid> = queues.iter().map(|(p, _)| *p).collect();
+    let queues: Vec<&QueueUpsert> = queues.iter().map(|(_, q)| q).collect();
     let engine: Vec<&str> = queues.iter().map(|q| q.engine.as_str()).collect();
     let name: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
     let depth: Vec<Option<i64>> = queues.iter().map(|q| q.depth).collect();
@@ -179,12 +177,13 @@ pub async fn upsert_queues(c: &impl GenericClient, project_id: Uuid, queues: &[Q
     let stmt = c
         .prepare_cached(
             "INSERT INTO queues AS q (project_id, engine, name, depth, updated_at)
-             SELECT $1, e, n, d, a FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::timestamptz[]) AS u(e, n, d, a)
+             SELECT p, e, n, d, a FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[])
+                 AS u(p, e, n, d, a)
              ON CONFLICT (project_id, engine, name) DO UPDATE SET
                  depth = CASE WHEN EXCLUDED.updated_at >= q.updated_at THEN EXCLUDED.depth ELSE q.depth END,
                  updated_at = GREATEST(q.updated_at, EXCLUDED.updated_at)",
         )
         .await?;
-    c.execute(&stmt, &[&project_id, &engine, &name, &depth, &at]).await?;
+    c.execute(&stmt, &[&project, &engine, &name, &depth, &at]).await?;
     Ok(())
 }

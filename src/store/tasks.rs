@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use serde_json::Value;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -33,33 +34,74 @@ pub struct TaskRow {
     pub last_event_at: DateTime<Utc>,
 }
 
-// A macro, not a const, so `LIST_SQL` can be assembled with `concat!` and
-// tests can EXPLAIN the exact text the store runs.
-macro_rules! task_columns {
-    () => {
-        "engine, task_id, name, queue, worker, state, agent_id, received_at, started_at, \
-         finished_at, runtime_ms, retries, exception, args, kwargs, result, last_event_at"
-    };
-}
-const TASK_COLUMNS: &str = task_columns!();
+const TASK_COLUMNS: &str = "engine, task_id, name, queue, worker, state, agent_id, received_at, started_at, \
+                            finished_at, runtime_ms, retries, exception, args, kwargs, result, last_event_at";
 
-/// The task-list query. Every optional filter is `$n IS NULL OR ...`; it is
-/// sent as an unnamed statement so PostgreSQL plans it with the bound values
-/// (a cached generic plan could not pick the per-filter index).
-pub const LIST_SQL: &str = concat!(
-    "SELECT ",
-    task_columns!(),
-    " FROM tasks
-     WHERE project_id = $1
-       AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR name = $3)
-       AND ($4::text IS NULL OR queue = $4) AND ($5::text IS NULL OR worker = $5)
-       AND ($6::text IS NULL OR engine = $6)
-       AND ($7::timestamptz IS NULL OR last_event_at >= $7) AND ($8::timestamptz IS NULL OR last_event_at < $8)
-       AND ($9::text IS NULL OR name ILIKE $9 OR task_id ILIKE $9)
-       AND ($10::timestamptz IS NULL OR (last_event_at, engine, task_id) < ($10, $11, $12))
-     ORDER BY last_event_at DESC, engine DESC, task_id DESC
-     LIMIT $13"
-);
+/// The task-list statement for one filter shape, and its parameters.
+///
+/// Only the filters that are present appear in the text, so each shape is
+/// its own prepared statement with a plan PostgreSQL can cache: every
+/// equality filter is an index condition whatever its value (see
+/// docs/task-queries.md). Free-text search is the exception: a generic plan
+/// cannot use the trigram index for an unknown pattern, so `cacheable` is
+/// false and the statement is planned with its values on every call.
+pub struct ListQuery<'a> {
+    pub sql: String,
+    pub params: Vec<&'a (dyn ToSql + Sync)>,
+    pub cacheable: bool,
+}
+
+impl<'a> ListQuery<'a> {
+    fn bind(&mut self, p: &'a (dyn ToSql + Sync)) -> String {
+        self.params.push(p);
+        format!("${}", self.params.len())
+    }
+
+    fn and_eq(&mut self, column: &str, value: &'a Option<String>) {
+        if let Some(v) = value {
+            let n = self.bind(v);
+            self.sql.push_str(&format!(" AND {column} = {n}"));
+        }
+    }
+}
+
+/// `search` is the ILIKE pattern already built from `f.search`.
+pub fn list_query<'a>(
+    project_id: &'a Uuid,
+    f: &'a TaskFilter,
+    search: &'a Option<String>,
+    limit: &'a i64,
+) -> ListQuery<'a> {
+    let mut q = ListQuery {
+        sql: format!("SELECT {TASK_COLUMNS} FROM tasks WHERE project_id = $1"),
+        params: vec![project_id],
+        cacheable: search.is_none(),
+    };
+    q.and_eq("state", &f.state);
+    q.and_eq("name", &f.name);
+    q.and_eq("queue", &f.queue);
+    q.and_eq("worker", &f.worker);
+    q.and_eq("engine", &f.engine);
+    if let Some(since) = &f.since {
+        let n = q.bind(since);
+        q.sql.push_str(&format!(" AND last_event_at >= {n}"));
+    }
+    if let Some(until) = &f.until {
+        let n = q.bind(until);
+        q.sql.push_str(&format!(" AND last_event_at < {n}"));
+    }
+    if let Some(pattern) = search {
+        let n = q.bind(pattern);
+        q.sql.push_str(&format!(" AND (name ILIKE {n} OR task_id ILIKE {n})"));
+    }
+    if let Some(c) = &f.after {
+        let (a, e, t) = (q.bind(&c.at), q.bind(&c.engine), q.bind(&c.task_id));
+        q.sql.push_str(&format!(" AND (last_event_at, engine, task_id) < ({a}, {e}, {t})"));
+    }
+    let n = q.bind(limit);
+    q.sql.push_str(&format!(" ORDER BY last_event_at DESC, engine DESC, task_id DESC LIMIT {n}"));
+    q
+}
 
 fn task(r: &Row) -> TaskRow {
     TaskRow {
@@ -116,30 +158,13 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<TaskRow>, StoreError> {
     let search = f.search.as_deref().map(like_pattern);
-    let (cur_at, cur_engine, cur_id) = match &f.after {
-        Some(c) => (Some(c.at), Some(c.engine.as_str()), Some(c.task_id.as_str())),
-        None => (None, None, None),
+    let q = list_query(&project_id, f, &search, &limit);
+    let rows = if q.cacheable {
+        let stmt = c.prepare_cached(&q.sql).await?;
+        c.query(&stmt, &q.params).await?
+    } else {
+        c.query(&q.sql, &q.params).await?
     };
-    let rows = c
-        .query(
-            LIST_SQL,
-            &[
-                &project_id,
-                &f.state,
-                &f.name,
-                &f.queue,
-                &f.worker,
-                &f.engine,
-                &f.since,
-                &f.until,
-                &search,
-                &cur_at,
-                &cur_engine,
-                &cur_id,
-                &limit,
-            ],
-        )
-        .await?;
     Ok(rows.iter().map(task).collect())
 }
 
