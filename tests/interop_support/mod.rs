@@ -7,7 +7,7 @@ pub mod proxy;
 pub mod redis;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -144,8 +144,4 @@ pub async fn agent_audit(admin: &mut Browser, action: &str, agent_id: &str) -> V
 /// Seconds since `t`, for the timings the test reports.
 pub fn secs(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 100.0).round() / 100.0
-}
-
-pub fn pause() -> Duration {
-    Duration::from_millis(100)
 }
