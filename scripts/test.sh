@@ -6,6 +6,10 @@
 # starts a throwaway cluster from the installed PostgreSQL binaries in a
 # temporary directory, runs the tests against it, and removes it.
 # Each test creates (and drops) its own database on that server.
+#
+# The z4j interop test (tests/interop_z4j.rs) runs the real PyPI agents: it
+# needs Redis on 127.0.0.1:6379 (started here with redis-server when nothing
+# answers) and the pinned virtualenv built by scripts/interop-venv.sh.
 # Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +54,29 @@ if [ -z "${PALISADE_TEST_DATABASE_URL:-}" ]; then
     export PALISADE_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
   fi
 fi
+
+redis_answers() {
+  (
+    exec 3<>/dev/tcp/127.0.0.1/6379 || exit 1
+    printf 'PING\r\n' >&3
+    IFS= read -r -t 2 reply <&3 || exit 1
+    [[ "$reply" == "+PONG"* ]]
+  ) 2>/dev/null
+}
+if ! redis_answers; then
+  if command -v redis-server >/dev/null 2>&1; then
+    echo "no Redis on 127.0.0.1:6379; starting redis-server" >&2
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+    for _ in $(seq 50); do redis_answers && break; sleep 0.1; done
+  fi
+  if ! redis_answers; then
+    echo "no Redis answers on 127.0.0.1:6379 and redis-server could not start it;" >&2
+    echo "install the Debian package 'redis-server'" >&2
+    exit 2
+  fi
+fi
+PALISADE_INTEROP_VENV="$(./scripts/interop-venv.sh)"
+export PALISADE_INTEROP_VENV
 
 echo "tests use $PALISADE_TEST_DATABASE_URL" >&2
 cargo test --workspace --all-targets "$@"

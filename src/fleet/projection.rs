@@ -63,6 +63,23 @@ fn text(data: &Value, key: &str) -> Option<String> {
     data.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(|s| s.chars().take(512).collect())
 }
 
+/// Longest exception text kept on the task row (the agents cap theirs at
+/// 4 KiB; the full event stays in `task_events`).
+pub const MAX_EXCEPTION_CHARS: usize = 4096;
+
+/// An exception or traceback for the task row. A Python traceback ends with
+/// the exception's type and message, so when it must be shortened the end
+/// is kept, not the head of the stack.
+fn exception_text(data: &Value, key: &str) -> Option<String> {
+    let s = data.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())?;
+    let n = s.chars().count();
+    if n <= MAX_EXCEPTION_CHARS {
+        return Some(s.to_string());
+    }
+    let tail: String = s.chars().skip(n - (MAX_EXCEPTION_CHARS - 1)).collect();
+    Some(format!("…{tail}"))
+}
+
 fn int(data: &Value, key: &str) -> Option<i64> {
     data.get(key).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
 }
@@ -91,7 +108,7 @@ fn fold_task(t: &mut TaskUpsert, terminal: &mut bool, e: &Event) {
         t.finished_at = Some(t.finished_at.map_or(e.occurred_at, |f| f.max(e.occurred_at)));
     }
     if matches!(e.kind, Kind::TaskFailed | Kind::TaskRetried) {
-        t.exception = text(d, "exception").or_else(|| text(d, "traceback")).or(t.exception.take());
+        t.exception = exception_text(d, "exception").or_else(|| exception_text(d, "traceback")).or(t.exception.take());
     }
     t.runtime_ms = int(d, "runtime_ms").or(t.runtime_ms);
     if let Some(n) = int(d, "retry_count") {
@@ -279,6 +296,23 @@ mod tests {
         assert_eq!((t.state, t.retries, t.exception.as_deref()), ("failed", 1, Some("Boom: twice")));
         assert_eq!(p.queues, vec![QueueUpsert { engine: "rq".into(), name: "default".into(), depth: Some(7), at: t0 }]);
         assert_eq!((p.workers[0].state, p.workers[0].failed), (Some("offline"), 1));
+    }
+
+    #[test]
+    fn a_traceback_keeps_its_last_line() {
+        // What the real z4j-rq agent sends: RQ's whole traceback, about 900
+        // characters, with the exception itself on the last line.
+        let frames = "  File \"/venv/lib/python3.11/site-packages/rq/job.py\", line 1539, in _execute\n".repeat(12);
+        let tb = format!("Traceback (most recent call last):\n{frames}ValueError: boom: expected\n");
+        let t0 = Utc::now();
+        let p = project(&[&ev("task.failed", "c", t0, json!({ "exception": tb }))]);
+        assert_eq!(p.tasks[0].exception.as_deref(), Some(tb.as_str()), "kept whole below the cap");
+
+        let long = format!("Traceback (most recent call last):\n{}ValueError: deep\n", frames.repeat(10));
+        let p = project(&[&ev("task.failed", "d", t0, json!({ "exception": long }))]);
+        let kept = p.tasks[0].exception.clone().unwrap();
+        assert_eq!(kept.chars().count(), MAX_EXCEPTION_CHARS);
+        assert!(kept.starts_with('…') && kept.ends_with("ValueError: deep\n"), "{kept}");
     }
 
     #[test]
