@@ -56,7 +56,7 @@ psql "$pg/postgres" -qc "drop database if exists $db with (force)" >/dev/null
 psql "$pg/postgres" -qc "create database $db" >/dev/null
 
 # The login benchmark rotates X-Forwarded-For to stay under the per-IP limit.
-serve() { lt_start_palisade "$port" "$pg/$db" "$work/data" "$out/palisade.log" PALISADE_TRUSTED_PROXIES=127.0.0.1; }
+serve() { lt_start_palisade "$port" "$pg/$db" "$work/data" "$out/palisade.log" PALISADE_TRUSTED_PROXIES=127.0.0.1 ${GOALS_SERVER_ENV:-}; }
 serve
 ready_fresh="$(lt_wait_ready "$url" "$LT_PID")"
 lt_setup_palisade "$url" "$out/palisade.log" "$email" "$password"

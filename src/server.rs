@@ -42,8 +42,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The audit writer's own connections (one batch at a time needs one; the
 /// second covers a reconnect while the first is being recycled).
 const AUDIT_POOL_SIZE: usize = 2;
-/// Ingest commits up to two batches at once.
-const INGEST_POOL_SIZE: usize = 3;
+/// One connection per ingest lane, plus one to cover a reconnect.
+const INGEST_POOL_SIZE: usize = crate::actors::ingest::LANES + 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

@@ -6,10 +6,15 @@
 //! *before* submitting, and the permits return only after the commit. When
 //! the database is slow the budget runs out, sessions wait for permits, stop
 //! reading their sockets, and TCP pushes back on the agents, which buffer
-//! on disk. Up to `MAX_INFLIGHT` commits overlap; batches may commit out of
-//! order, which the projection tolerates (newest event wins).
+//! on disk.
+//!
+//! Jobs are split into `LANES` lanes by agent, and each lane has at most one
+//! commit in flight. Lanes let two commits use two database cores at once;
+//! splitting by agent keeps each agent's tasks in one lane, so the two
+//! commits rarely want the same rows (and when they do, one waits: see
+//! `ingest_commit`). Within a lane batches commit in arrival order; across
+//! lanes order does not matter (newest event wins in the projection).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -17,17 +22,18 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::actors::agent_session::SessionMsg;
+use crate::actors::ingest_commit::commit;
 use crate::clock::SharedClock;
 use crate::fleet::events::Event;
-use crate::fleet::projection::{self, QueueUpsert};
+use crate::fleet::projection::QueueUpsert;
 use crate::fleet::AgentIdentity;
-use crate::store::ingest::{self as store, Owned, Scoped};
-use crate::store::{Db, StoreError};
+use crate::store::Db;
 
 /// Events held in memory (queued or being committed) across all sessions.
 pub const DEFAULT_BUDGET: usize = 50_000;
 const MAX_EVENTS_PER_COMMIT: usize = 5_000;
-const MAX_INFLIGHT: usize = 2;
+/// Commits that may run at once (the ingest pool has one more connection).
+pub const LANES: usize = 2;
 
 /// Events admitted but not yet committed. Cloned into every session.
 #[derive(Clone)]
@@ -69,7 +75,7 @@ pub struct Job {
 pub enum IngestMsg {
     Submit(Job),
     Flush,
-    CommitDone,
+    CommitDone(usize),
 }
 
 pub struct Ingest;
@@ -79,124 +85,50 @@ pub struct IngestArgs {
     pub clock: SharedClock,
 }
 
+#[derive(Default)]
+struct Lane {
+    pending: Vec<Job>,
+    busy: bool,
+}
+
 pub struct IngestState {
     args: IngestArgs,
-    pending: Vec<Job>,
-    pending_events: usize,
-    inflight: usize,
+    lanes: Vec<Lane>,
     flush_queued: bool,
 }
 
-async fn commit(db: &Db, clock: &SharedClock, jobs: &[Job]) -> Result<(), StoreError> {
-    let now = clock.now();
-    let mut conn = db.conn().await?;
-    let tx = conn.transaction().await?;
-    let scoped: Vec<Scoped<'_>> = jobs
-        .iter()
-        .flat_map(|j| {
-            j.events.iter().map(move |e| Scoped {
-                project_id: j.identity.project_id,
-                agent_id: j.identity.agent_id,
-                event: e,
-            })
-        })
-        .collect();
-    let fresh = store::insert_events(&tx, &scoped, now).await?;
-    // Fold per (project, agent): only events the insert reported as new.
-    let mut groups: HashMap<(Uuid, Uuid), Vec<&Event>> = HashMap::new();
-    let mut queues: HashMap<(Uuid, String, String), QueueUpsert> = HashMap::new();
-    for j in jobs {
-        let (p, a) = (j.identity.project_id, j.identity.agent_id);
-        let group = groups.entry((p, a)).or_default();
-        group.extend(j.events.iter().filter(|e| fresh.contains(&(p, e.id))));
-        for q in &j.queues {
-            keep_latest(&mut queues, p, q.clone());
-        }
-    }
-    let projections: Vec<((Uuid, Uuid), projection::Projection)> =
-        groups.into_iter().map(|(k, events)| (k, projection::project(&events))).collect();
-    let mut tasks = Vec::new();
-    let mut workers = Vec::new();
-    for ((project_id, agent_id), proj) in &projections {
-        let (project_id, agent_id) = (*project_id, *agent_id);
-        tasks.extend(proj.tasks.iter().map(|row| Owned { project_id, agent_id, row }));
-        workers.extend(proj.workers.iter().map(|row| Owned { project_id, agent_id, row }));
-        for q in &proj.queues {
-            keep_latest(&mut queues, project_id, q.clone());
-        }
-    }
-    // One statement per kind (not one per agent), each row once per
-    // statement, in key order: fewer round trips, and concurrent commits
-    // take row locks in the same order.
-    for round in rounds(tasks, |o| (o.project_id, o.row.engine.clone(), o.row.task_id.clone())) {
-        store::upsert_tasks(&tx, &round, now).await?;
-    }
-    for round in rounds(workers, |o| (o.project_id, o.row.engine.clone(), o.row.name.clone())) {
-        store::upsert_workers(&tx, &round).await?;
-    }
-    let mut queues: Vec<((Uuid, String, String), QueueUpsert)> = queues.into_iter().collect();
-    queues.sort_by(|a, b| a.0.cmp(&b.0));
-    let queues: Vec<(Uuid, QueueUpsert)> = queues.into_iter().map(|((p, _, _), q)| (p, q)).collect();
-    store::upsert_queues(&tx, &queues).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// One upsert per queue per statement (PostgreSQL refuses to update a row
-/// twice in one INSERT … ON CONFLICT); the newest depth wins.
-fn keep_latest(map: &mut HashMap<(Uuid, String, String), QueueUpsert>, project: Uuid, q: QueueUpsert) {
-    let key = (project, q.engine.clone(), q.name.clone());
-    match map.get(&key) {
-        Some(old) if old.at > q.at => {}
-        _ => {
-            map.insert(key, q);
-        }
-    }
-}
-
-/// Split rows so that no key repeats within a round (the same task seen by
-/// two agents in one commit goes into a second statement), each round
-/// sorted by key.
-fn rounds<T, K: Ord + Clone + std::hash::Hash>(rows: Vec<T>, key: impl Fn(&T) -> K) -> Vec<Vec<T>> {
-    let mut seen: HashMap<K, usize> = HashMap::with_capacity(rows.len());
-    let mut out: Vec<Vec<(K, T)>> = Vec::new();
-    for row in rows {
-        let k = key(&row);
-        let slot = seen.entry(k.clone()).or_insert(0);
-        if out.len() <= *slot {
-            out.push(Vec::new());
-        }
-        out[*slot].push((k, row));
-        *slot += 1;
-    }
-    out.into_iter()
-        .map(|mut round| {
-            round.sort_by(|a, b| a.0.cmp(&b.0));
-            round.into_iter().map(|(_, row)| row).collect()
-        })
-        .collect()
+fn lane_of(agent: Uuid) -> usize {
+    (agent.as_u128() % LANES as u128) as usize
 }
 
 impl IngestState {
     fn flush(&mut self, me: &ActorRef<IngestMsg>) {
-        if self.pending.is_empty() || self.inflight >= MAX_INFLIGHT {
+        for index in 0..self.lanes.len() {
+            self.flush_lane(index, me);
+        }
+    }
+
+    fn flush_lane(&mut self, index: usize, me: &ActorRef<IngestMsg>) {
+        let Some(lane) = self.lanes.get_mut(index) else { return };
+        if lane.pending.is_empty() || lane.busy {
             return;
         }
         let mut taken = 0;
         let mut n = 0;
-        for j in &self.pending {
+        for j in &lane.pending {
             if n > 0 && taken + j.events.len() > MAX_EVENTS_PER_COMMIT {
                 break;
             }
             taken += j.events.len();
             n += 1;
         }
-        let jobs: Vec<Job> = self.pending.drain(..n).collect();
-        self.pending_events -= taken;
-        self.inflight += 1;
+        let jobs: Vec<Job> = lane.pending.drain(..n).collect();
+        lane.busy = true;
         let (db, clock, me) = (self.args.db.clone(), self.args.clock.clone(), me.clone());
         tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let outcome = commit(&db, &clock, &jobs).await;
+            tracing::debug!(lane = index, jobs = jobs.len(), events = taken, ms = started.elapsed().as_millis() as u64, "ingest commit");
             if let Err(e) = &outcome {
                 tracing::error!(error = %e, jobs = jobs.len(), "ingest commit failed; batches stay unacknowledged and agents will re-send them");
             }
@@ -216,7 +148,7 @@ impl IngestState {
                 }
                 drop(job.permit);
             }
-            let _ = me.cast(IngestMsg::CommitDone);
+            let _ = me.cast(IngestMsg::CommitDone(index));
         });
     }
 }
@@ -227,7 +159,7 @@ impl Actor for Ingest {
     type Arguments = IngestArgs;
 
     async fn pre_start(&self, _me: ActorRef<IngestMsg>, args: IngestArgs) -> Result<IngestState, ActorProcessingErr> {
-        Ok(IngestState { args, pending: Vec::new(), pending_events: 0, inflight: 0, flush_queued: false })
+        Ok(IngestState { args, lanes: (0..LANES).map(|_| Lane::default()).collect(), flush_queued: false })
     }
 
     async fn handle(
@@ -238,8 +170,9 @@ impl Actor for Ingest {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             IngestMsg::Submit(job) => {
-                st.pending_events += job.events.len();
-                st.pending.push(job);
+                if let Some(lane) = st.lanes.get_mut(lane_of(job.identity.agent_id)) {
+                    lane.pending.push(job);
+                }
                 if !st.flush_queued {
                     st.flush_queued = me.cast(IngestMsg::Flush).is_ok();
                 }
@@ -248,24 +181,13 @@ impl Actor for Ingest {
                 st.flush_queued = false;
                 st.flush(&me);
             }
-            IngestMsg::CommitDone => {
-                st.inflight = st.inflight.saturating_sub(1);
-                st.flush(&me);
+            IngestMsg::CommitDone(index) => {
+                if let Some(lane) = st.lanes.get_mut(index) {
+                    lane.busy = false;
+                }
+                st.flush_lane(index, &me);
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rounds;
-
-    #[test]
-    fn rounds_never_repeat_a_key_and_are_sorted() {
-        let rows = vec![("b", 1), ("a", 2), ("b", 3), ("c", 4), ("b", 5), ("a", 6)];
-        let out = rounds(rows, |r| r.0);
-        assert_eq!(out, vec![vec![("a", 2), ("b", 1), ("c", 4)], vec![("a", 6), ("b", 3)], vec![("b", 5)]]);
-        assert!(rounds(Vec::<(&str, i32)>::new(), |r| r.0).is_empty());
     }
 }

@@ -9,6 +9,7 @@ pub mod agent_session;
 pub mod audit_writer;
 pub mod dispatcher;
 pub mod ingest;
+pub mod ingest_commit;
 pub mod limiter;
 pub mod lockout;
 pub mod longpoll;
