@@ -12,11 +12,14 @@ use crate::security::frame::{FrameKind, VerifiedFrame};
 use crate::state::AppState;
 
 /// Normalise and redact an `event_batch`, wait for room in the ingest
-/// budget (back-pressure), and hand it to ingest. `done` builds the
-/// completion from (received, dropped). `false` if ingest is down.
+/// budget (back-pressure), and hand it to ingest. `stream` names the
+/// connection the frame came on (ingest keeps one connection's batches in
+/// one lane, in order). `done` builds the completion from (received,
+/// dropped). `false` if ingest is down.
 pub async fn submit_events(
     st: &AppState,
     identity: &AgentIdentity,
+    stream: u64,
     frame: &VerifiedFrame,
     done: impl FnOnce(usize, usize) -> Done,
 ) -> bool {
@@ -25,6 +28,7 @@ pub async fn submit_events(
     let Some(permit) = st.ingest_budget.admit(norm.events.len()).await else { return false };
     let job = Job {
         identity: identity.clone(),
+        stream,
         events: norm.events,
         queues: Vec::new(),
         done: Some(done(received, norm.dropped)),
@@ -40,7 +44,7 @@ pub async fn submit_events(
 /// Queue depths reported in a heartbeat's `adapter_health`. Never waits:
 /// when the ingest budget is full they are skipped (the next heartbeat
 /// brings fresh ones).
-pub fn heartbeat(st: &AppState, identity: &AgentIdentity, frame: &VerifiedFrame) {
+pub fn heartbeat(st: &AppState, identity: &AgentIdentity, stream: u64, frame: &VerifiedFrame) {
     let Some(health) = frame.payload_object().and_then(|o| o.get("adapter_health")).and_then(|h| h.to_serde().ok())
     else {
         return;
@@ -50,7 +54,7 @@ pub fn heartbeat(st: &AppState, identity: &AgentIdentity, frame: &VerifiedFrame)
         return;
     }
     if let Ok(permit) = st.ingest_budget.0.clone().try_acquire_owned() {
-        let job = Job { identity: identity.clone(), events: Vec::new(), queues, done: None, permit };
+        let job = Job { identity: identity.clone(), stream, events: Vec::new(), queues, done: None, permit };
         let _ = st.ingest.cast(IngestMsg::Submit(job));
     }
 }

@@ -99,6 +99,11 @@ pub struct SessionState {
 }
 
 impl SessionState {
+    /// This connection's ingest stream.
+    fn stream(&self) -> u64 {
+        self.session_id.as_u64_pair().0
+    }
+
     /// Assign the next seq, sign, write: one step, so order is preserved.
     async fn send(&mut self, kind: FrameKind, id: &str, payload: &Value) -> bool {
         let Ok(payload) = canonical_json::Value::from_serde(payload) else { return false };
@@ -182,7 +187,7 @@ impl SessionState {
         match frame.kind {
             FrameKind::EventBatch => self.on_events(me, frame).await,
             FrameKind::Heartbeat => {
-                inbound::heartbeat(&self.st, &self.identity, &frame);
+                inbound::heartbeat(&self.st, &self.identity, self.stream(), &frame);
                 true
             }
             FrameKind::CommandAck | FrameKind::CommandResult => {
@@ -200,11 +205,8 @@ impl SessionState {
         // next frame, so the reader stops too and TCP pushes back.
         let session = me.clone();
         let batch_id = frame.id.clone();
-        inbound::submit_events(&self.st, &self.identity, &frame, move |received, dropped| Done::Session {
-            session,
-            batch_id,
-            received,
-            dropped,
+        inbound::submit_events(&self.st, &self.identity, self.stream(), &frame, move |received, dropped| {
+            Done::Session { session, batch_id, received, dropped }
         })
         .await;
         true

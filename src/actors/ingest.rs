@@ -8,9 +8,10 @@
 //! reading their sockets, and TCP pushes back on the agents, which buffer
 //! on disk.
 //!
-//! Jobs are split into `LANES` lanes by agent, and each lane has at most one
+//! Jobs are split into `LANES` lanes by connection (one agent serves many
+//! workers, each on its own connection), and each lane has at most one
 //! commit in flight. Lanes let two commits use two database cores at once;
-//! splitting by agent keeps each agent's tasks in one lane, so the two
+//! splitting by connection keeps a worker's tasks in one lane, so the two
 //! commits rarely want the same rows (and when they do, one waits: see
 //! `ingest_commit`). Within a lane batches commit in arrival order; across
 //! lanes order does not matter (newest event wins in the projection).
@@ -19,7 +20,6 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use uuid::Uuid;
 
 use crate::actors::agent_session::SessionMsg;
 use crate::actors::ingest_commit::commit;
@@ -66,6 +66,8 @@ pub enum Done {
 
 pub struct Job {
     pub identity: AgentIdentity,
+    /// The connection it came on (any stable number per connection).
+    pub stream: u64,
     pub events: Vec<Event>,
     pub queues: Vec<QueueUpsert>,
     pub done: Option<Done>,
@@ -97,8 +99,8 @@ pub struct IngestState {
     flush_queued: bool,
 }
 
-fn lane_of(agent: Uuid) -> usize {
-    (agent.as_u128() % LANES as u128) as usize
+fn lane_of(stream: u64) -> usize {
+    (stream % LANES as u64) as usize
 }
 
 impl IngestState {
@@ -128,7 +130,13 @@ impl IngestState {
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let outcome = commit(&db, &clock, &jobs).await;
-            tracing::debug!(lane = index, jobs = jobs.len(), events = taken, ms = started.elapsed().as_millis() as u64, "ingest commit");
+            tracing::debug!(
+                lane = index,
+                jobs = jobs.len(),
+                events = taken,
+                ms = started.elapsed().as_millis() as u64,
+                "ingest commit"
+            );
             if let Err(e) = &outcome {
                 tracing::error!(error = %e, jobs = jobs.len(), "ingest commit failed; batches stay unacknowledged and agents will re-send them");
             }
@@ -170,7 +178,7 @@ impl Actor for Ingest {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             IngestMsg::Submit(job) => {
-                if let Some(lane) = st.lanes.get_mut(lane_of(job.identity.agent_id)) {
+                if let Some(lane) = st.lanes.get_mut(lane_of(job.stream)) {
                     lane.pending.push(job);
                 }
                 if !st.flush_queued {

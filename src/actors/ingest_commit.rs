@@ -115,7 +115,6 @@ fn rounds<T, K: Ord + Clone + std::hash::Hash>(rows: Vec<T>, key: impl Fn(&T) ->
         .collect()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::rounds;

@@ -79,6 +79,11 @@ pub async fn events(req: Req) -> Result<Response, ApiError> {
     }
     let frames: Vec<Vec<u8>> = upload.frames.into_iter().map(String::into_bytes).collect();
     let who = who(&req, &agent)?;
+    // A long-poll agent's session is its nonce: keep its batches in one lane.
+    let stream = crate::security::keys::hmac_sha256(b"palisade/ingest-stream", &[who.nonce.as_bytes()])
+        .iter()
+        .take(8)
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
     let verified =
         st.longpoll.call(|reply| LongPollMsg::Verify { who, frames, reply }, CALL).await?.map_err(lp_error)?;
     let (mut accepted, mut rejected, mut errors, mut waiting) = (0usize, 0usize, Vec::new(), Vec::new());
@@ -87,14 +92,14 @@ pub async fn events(req: Req) -> Result<Response, ApiError> {
             Ok(f) => match f.kind {
                 FrameKind::EventBatch => {
                     let (tx, rx) = tokio::sync::oneshot::channel();
-                    if inbound::submit_events(st, &agent, &f, |_, _| Done::Waiter(tx)).await {
+                    if inbound::submit_events(st, &agent, stream, &f, |_, _| Done::Waiter(tx)).await {
                         waiting.push(rx);
                     } else {
                         rejected += 1;
                     }
                 }
                 FrameKind::Heartbeat => {
-                    inbound::heartbeat(st, &agent, &f);
+                    inbound::heartbeat(st, &agent, stream, &f);
                     accepted += 1;
                 }
                 FrameKind::CommandAck | FrameKind::CommandResult => {
