@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fleet;
+pub mod notify;
 pub mod outbound;
 pub mod projects;
 pub mod routes;

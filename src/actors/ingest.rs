@@ -17,10 +17,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::actors::agent_session::SessionMsg;
+use crate::actors::notifier::NotifierMsg;
+use crate::actors::Slot;
 use crate::clock::SharedClock;
-use crate::fleet::events::Event;
+use crate::fleet::events::{Event, Kind};
 use crate::fleet::projection::{self, QueueUpsert};
 use crate::fleet::AgentIdentity;
+use crate::notify::triggers::{self, TaskFailure};
 use crate::store::ingest::{self as store, Scoped};
 use crate::store::{Db, StoreError};
 
@@ -77,6 +80,8 @@ pub struct Ingest;
 pub struct IngestArgs {
     pub db: Db,
     pub clock: SharedClock,
+    /// Woken after a commit that enqueued notifications.
+    pub notifier: Slot<NotifierMsg>,
 }
 
 pub struct IngestState {
@@ -87,7 +92,8 @@ pub struct IngestState {
     flush_queued: bool,
 }
 
-async fn commit(db: &Db, clock: &SharedClock, jobs: &[Job]) -> Result<(), StoreError> {
+/// Commit one group of batches; returns how many notifications it enqueued.
+async fn commit(db: &Db, clock: &SharedClock, jobs: &[Job]) -> Result<u64, StoreError> {
     let now = clock.now();
     let mut conn = db.conn().await?;
     let tx = conn.transaction().await?;
@@ -125,8 +131,25 @@ async fn commit(db: &Db, clock: &SharedClock, jobs: &[Job]) -> Result<(), StoreE
         let list: Vec<QueueUpsert> = qs.into_values().collect();
         store::upsert_queues(&tx, project, &list).await?;
     }
+    // Notifications for failures that were newly stored, in this same
+    // transaction: a re-sent batch finds nothing new and enqueues nothing,
+    // and a rolled-back batch enqueues nothing either. Only rows are
+    // written here; delivery is the Notifier's, off this path.
+    let failures: Vec<TaskFailure<'_>> = groups
+        .iter()
+        .flat_map(|((project, _), events)| {
+            events.iter().filter(|e| e.kind == Kind::TaskFailed).map(move |e| TaskFailure {
+                project_id: *project,
+                engine: &e.engine,
+                task_id: &e.task_id,
+                occurred_at: e.occurred_at,
+                data: &e.data,
+            })
+        })
+        .collect();
+    let enqueued = triggers::task_failures(&tx, &failures, now).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(enqueued)
 }
 
 /// One upsert per queue per statement (PostgreSQL refuses to update a row
@@ -159,15 +182,22 @@ impl IngestState {
         self.pending_events -= taken;
         self.inflight += 1;
         let (db, clock, me) = (self.args.db.clone(), self.args.clock.clone(), me.clone());
+        let notifier = self.args.notifier.clone();
         tokio::spawn(async move {
             let outcome = commit(&db, &clock, &jobs).await;
-            if let Err(e) = &outcome {
-                tracing::error!(error = %e, jobs = jobs.len(), "ingest commit failed; batches stay unacknowledged and agents will re-send them");
+            match &outcome {
+                Err(e) => {
+                    tracing::error!(error = %e, jobs = jobs.len(), "ingest commit failed; batches stay unacknowledged and agents will re-send them");
+                }
+                Ok(n) if *n > 0 => {
+                    let _ = notifier.cast(NotifierMsg::Kick);
+                }
+                Ok(_) => {}
             }
             for job in jobs {
                 if let Some(d) = job.done {
                     let msg = match &outcome {
-                        Ok(()) => {
+                        Ok(_) => {
                             SessionMsg::Committed { batch_id: d.batch_id, received: d.received, dropped: d.dropped }
                         }
                         Err(_) => SessionMsg::CommitFailed { batch_id: d.batch_id },

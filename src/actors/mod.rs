@@ -10,6 +10,7 @@ pub mod dispatcher;
 pub mod ingest;
 pub mod limiter;
 pub mod lockout;
+pub mod notifier;
 pub mod session_registry;
 pub mod supervisor;
 
