@@ -175,7 +175,10 @@ async fn smtp_dials_the_checked_address_of_the_configured_name() {
     assert_eq!(dns.lookups("mail.test"), 1);
     // A private answer is refused before any connection.
     let target = out.policy.validate_smtp_target("evil-mail.test", port).unwrap();
-    assert_eq!(out.smtp.send(&target, msg("refused")).await.unwrap_err(), OutboundError::Policy(SsrfError::AddressNotAllowed));
+    assert_eq!(
+        out.smtp.send(&target, msg("refused")).await.unwrap_err(),
+        OutboundError::Policy(SsrfError::AddressNotAllowed)
+    );
     // Credentials never travel without TLS.
     let mut m = msg("creds");
     m.credentials = Some(("user".into(), zeroize::Zeroizing::new("pass".into())));

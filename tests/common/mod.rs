@@ -159,7 +159,10 @@ impl TestServer {
         dns: Arc<fake_dns::FakeDns>,
     ) -> TestServer {
         let options = server::Options { resolver: Some(dns) };
-        TestServer::try_start_with_options(db, data_dir, extra, options).await.map_err(|(e, _, _)| e).expect("server starts")
+        TestServer::try_start_with_options(db, data_dir, extra, options)
+            .await
+            .map_err(|(e, _, _)| e)
+            .expect("server starts")
     }
 
     pub async fn try_start_with_options(

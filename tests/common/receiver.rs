@@ -166,7 +166,8 @@ async fn read_request(mut sock: TcpStream, peer: SocketAddr, status: u16, reply_
     } else {
         String::new()
     };
-    let head = format!("HTTP/1.1 {status} X\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n", reply_body.len());
+    let head =
+        format!("HTTP/1.1 {status} X\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n", reply_body.len());
     let _ = sock.write_all(head.as_bytes()).await;
     let _ = sock.write_all(reply_body).await;
     let _ = sock.shutdown().await;
