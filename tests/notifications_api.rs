@@ -85,15 +85,23 @@ async fn no_channel_secret_reaches_an_answer_a_log_line_or_an_audit_row() {
     let mut answers = String::new();
     let base = "/api/v1/projects/alpha/notifications";
     let configs = [
-        ("hook", "webhook", json!({ "url": format!("http://127.0.0.1:{}/hook?token={}", rx.port(), SECRETS[0]),
-                                     "secret": SECRETS[1], "headers": { "X-Api-Key": SECRETS[2] } })),
+        (
+            "hook",
+            "webhook",
+            json!({ "url": format!("http://127.0.0.1:{}/hook?token={}", rx.port(), SECRETS[0]),
+                                     "secret": SECRETS[1], "headers": { "X-Api-Key": SECRETS[2] } }),
+        ),
         ("slack", "slack", json!({ "webhook_url": format!("https://hooks.slack.com/services/T0/B0/{}", SECRETS[3]) })),
         ("discord", "discord", json!({ "webhook_url": format!("https://discord.com/api/webhooks/1/{}", SECRETS[4]) })),
         ("teams", "teams", json!({ "webhook_url": format!("https://t.webhook.office.com/webhookb2/{}", SECRETS[5]) })),
         ("pd", "pagerduty", json!({ "routing_key": SECRETS[6] })),
-        ("mail", "email", json!({ "host": "mail.test", "port": sink.addr.port(), "security": "starttls",
+        (
+            "mail",
+            "email",
+            json!({ "host": "mail.test", "port": sink.addr.port(), "security": "starttls",
                                   "username": "mailer", "password": SECRETS[7], "from": "p@example.com",
-                                  "to": ["ops@example.com"] })),
+                                  "to": ["ops@example.com"] }),
+        ),
     ];
     let mut ids = Vec::new();
     for (name, kind, config) in &configs {
@@ -113,7 +121,12 @@ async fn no_channel_secret_reaches_an_answer_a_log_line_or_an_audit_row() {
     // Echoing the masked view back keeps every secret.
     for (i, id) in ids.iter().enumerate() {
         let current = listed.as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).unwrap();
-        let r = admin.patch(&format!("{base}/channels/{id}"), json!({ "config": current["config"], "name": format!("renamed-{i}") })).await;
+        let r = admin
+            .patch(
+                &format!("{base}/channels/{id}"),
+                json!({ "config": current["config"], "name": format!("renamed-{i}") }),
+            )
+            .await;
         assert_eq!(r.status, 200, "{}", r.text);
         answers.push_str(&r.text);
     }
@@ -124,7 +137,9 @@ async fn no_channel_secret_reaches_an_answer_a_log_line_or_an_audit_row() {
         assert_eq!(r.body["ok"], false, "{}", r.text);
         answers.push_str(&r.text);
     }
-    let r = admin.post(&format!("{base}/rules"), json!({ "name": "all", "trigger": "task.failed", "channel_ids": ids })).await;
+    let r = admin
+        .post(&format!("{base}/rules"), json!({ "name": "all", "trigger": "task.failed", "channel_ids": ids }))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let mut ag = TestAgent::connect(&srv.base, &a.token, &a.hmac_secret, "w1", &["rq"], true).await.unwrap();
     ag.send_events("ev_1", vec![task_event("task.failed", "t1", json!({ "task_name": "x" }))]).await;
@@ -156,8 +171,11 @@ async fn no_channel_secret_reaches_an_answer_a_log_line_or_an_audit_row() {
         .await
         .unwrap()
         .get(0);
-    let outbox: String =
-        c.query_one("SELECT string_agg(row_to_json(o)::text, ' ') FROM notification_outbox o", &[]).await.unwrap().get(0);
+    let outbox: String = c
+        .query_one("SELECT string_agg(row_to_json(o)::text, ' ') FROM notification_outbox o", &[])
+        .await
+        .unwrap()
+        .get(0);
     let blobs: Vec<Vec<u8>> =
         c.query("SELECT secrets FROM notification_channels", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
     srv.shutdown().await;
@@ -169,7 +187,10 @@ async fn no_channel_secret_reaches_an_answer_a_log_line_or_an_audit_row() {
         assert!(!audit.contains(secret), "{secret} in the audit log");
         assert!(!public.contains(secret), "{secret} in a public column");
         assert!(!outbox.contains(secret), "{secret} in the outbox");
-        assert!(!blobs.iter().any(|b| b.windows(secret.len()).any(|w| w == secret.as_bytes())), "{secret} stored in clear");
+        assert!(
+            !blobs.iter().any(|b| b.windows(secret.len()).any(|w| w == secret.as_bytes())),
+            "{secret} stored in clear"
+        );
     }
 }
 
@@ -179,16 +200,56 @@ async fn configs_are_validated_on_save_with_typed_answers() {
     let (mut admin, _a, _b) = srv.fleets().await;
     let base = "/api/v1/projects/alpha/notifications";
     let cases = [
-        (json!({ "type": "webhook", "config": { "url": "https://10.0.0.5/x", "secret": "s".repeat(30) } }), 422, "destination_rejected"),
-        (json!({ "type": "webhook", "config": { "url": "https://169.254.169.254/latest", "secret": "s".repeat(30) } }), 422, "destination_rejected"),
-        (json!({ "type": "webhook", "config": { "url": "http://hooks.example.com/x", "secret": "s".repeat(30) } }), 422, "destination_rejected"),
-        (json!({ "type": "webhook", "config": { "url": "https://hooks.example.com:6379/x", "secret": "s".repeat(30) } }), 422, "destination_rejected"),
-        (json!({ "type": "webhook", "config": { "url": "https://u:p@hooks.example.com/x", "secret": "s".repeat(30) } }), 422, "destination_rejected"),
-        (json!({ "type": "webhook", "config": { "url": "https://hooks.example.com/x", "secret": "short" } }), 422, "validation_failed"),
-        (json!({ "type": "webhook", "config": { "url": "https://hooks.example.com/x", "secret": SECRET_MASK } }), 422, "validation_failed"),
-        (json!({ "type": "slack", "config": { "webhook_url": "https://hooks.slack.com.evil.example/services/x" } }), 422, "destination_rejected"),
-        (json!({ "type": "slack", "config": { "webhook_url": "https://hooks.slack.com/x", "extra": 1 } }), 422, "validation_failed"),
-        (json!({ "type": "email", "config": { "host": "localhost", "from": "a@b.example", "to": ["c@d.example"] } }), 422, "destination_rejected"),
+        (
+            json!({ "type": "webhook", "config": { "url": "https://10.0.0.5/x", "secret": "s".repeat(30) } }),
+            422,
+            "destination_rejected",
+        ),
+        (
+            json!({ "type": "webhook", "config": { "url": "https://169.254.169.254/latest", "secret": "s".repeat(30) } }),
+            422,
+            "destination_rejected",
+        ),
+        (
+            json!({ "type": "webhook", "config": { "url": "http://hooks.example.com/x", "secret": "s".repeat(30) } }),
+            422,
+            "destination_rejected",
+        ),
+        (
+            json!({ "type": "webhook", "config": { "url": "https://hooks.example.com:6379/x", "secret": "s".repeat(30) } }),
+            422,
+            "destination_rejected",
+        ),
+        (
+            json!({ "type": "webhook", "config": { "url": "https://u:p@hooks.example.com/x", "secret": "s".repeat(30) } }),
+            422,
+            "destination_rejected",
+        ),
+        (
+            json!({ "type": "webhook", "config": { "url": "https://hooks.example.com/x", "secret": "short" } }),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({ "type": "webhook", "config": { "url": "https://hooks.example.com/x", "secret": SECRET_MASK } }),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({ "type": "slack", "config": { "webhook_url": "https://hooks.slack.com.evil.example/services/x" } }),
+            422,
+            "destination_rejected",
+        ),
+        (
+            json!({ "type": "slack", "config": { "webhook_url": "https://hooks.slack.com/x", "extra": 1 } }),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({ "type": "email", "config": { "host": "localhost", "from": "a@b.example", "to": ["c@d.example"] } }),
+            422,
+            "destination_rejected",
+        ),
         (json!({ "type": "telegram", "config": {} }), 422, "validation_failed"),
         (json!({ "type": "slack", "config": { "webhook_url": 12 } }), 422, "validation_failed"),
     ];
@@ -197,28 +258,51 @@ async fn configs_are_validated_on_save_with_typed_answers() {
         let r = admin.post(&format!("{base}/channels"), body.clone()).await;
         assert_eq!((r.status.as_u16(), r.code()), (status, code), "{body} -> {}", r.text);
         // The refusal never names an address or echoes the value.
-        assert!(!r.text.contains("10.0.0.5") && !r.text.contains("169.254") && !r.text.contains("hunter"), "{}", r.text);
+        assert!(
+            !r.text.contains("10.0.0.5") && !r.text.contains("169.254") && !r.text.contains("hunter"),
+            "{}",
+            r.text
+        );
     }
     let ok = admin
-        .post(&format!("{base}/channels"), json!({ "name": "s", "type": "slack",
-            "config": { "webhook_url": "https://hooks.slack.com/services/T/B/tok" } }))
+        .post(
+            &format!("{base}/channels"),
+            json!({ "name": "s", "type": "slack",
+            "config": { "webhook_url": "https://hooks.slack.com/services/T/B/tok" } }),
+        )
         .await;
     assert_eq!(ok.status, 201);
     let id = ok.body["channel"]["id"].as_str().unwrap().to_string();
-    let dup = admin.post(&format!("{base}/channels"), json!({ "name": "s", "type": "slack",
-        "config": { "webhook_url": "https://hooks.slack.com/services/T/B/tok" } })).await;
+    let dup = admin
+        .post(
+            &format!("{base}/channels"),
+            json!({ "name": "s", "type": "slack",
+        "config": { "webhook_url": "https://hooks.slack.com/services/T/B/tok" } }),
+        )
+        .await;
     assert_eq!((dup.status.as_u16(), dup.code()), (409, "channel_name_taken"));
     // A PATCH is validated like a create, on the merged result.
-    let r = admin.patch(&format!("{base}/channels/{id}"), json!({ "config": { "webhook_url": "https://evil.example/x" } })).await;
+    let r = admin
+        .patch(&format!("{base}/channels/{id}"), json!({ "config": { "webhook_url": "https://evil.example/x" } }))
+        .await;
     assert_eq!(r.code(), "destination_rejected");
     // Another project's view: not found.
-    assert_eq!(admin.patch(&format!("/api/v1/projects/beta/notifications/channels/{id}"), json!({ "name": "x" })).await.status, 404);
+    assert_eq!(
+        admin.patch(&format!("/api/v1/projects/beta/notifications/channels/{id}"), json!({ "name": "x" })).await.status,
+        404
+    );
     assert_eq!(admin.delete(&format!("/api/v1/projects/beta/notifications/channels/{id}")).await.status, 404);
-    assert_eq!(admin.post(&format!("/api/v1/projects/beta/notifications/channels/{id}/test"), json!({})).await.status, 404);
+    assert_eq!(
+        admin.post(&format!("/api/v1/projects/beta/notifications/channels/{id}/test"), json!({})).await.status,
+        404
+    );
 
     // Rules: foreign channel ids, filters that cannot apply, bad triggers.
     let beta_rule = admin
-        .post("/api/v1/projects/beta/notifications/rules", json!({ "name": "r", "trigger": "task.failed", "channel_ids": [id] }))
+        .post(
+            "/api/v1/projects/beta/notifications/rules",
+            json!({ "name": "r", "trigger": "task.failed", "channel_ids": [id] }),
+        )
         .await;
     assert_eq!(beta_rule.code(), "validation_failed", "{}", beta_rule.text);
     let rules = format!("{base}/rules");
@@ -234,8 +318,11 @@ async fn configs_are_validated_on_save_with_typed_answers() {
         assert_eq!(r.status, 422, "{body} -> {}", r.text);
     }
     let r = admin
-        .post(&rules, json!({ "name": "r", "trigger": "task.failed", "channel_ids": [id],
-            "filters": { "task_names": ["billing.*"], "min_severity": "error" } }))
+        .post(
+            &rules,
+            json!({ "name": "r", "trigger": "task.failed", "channel_ids": [id],
+            "filters": { "task_names": ["billing.*"], "min_severity": "error" } }),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let rule_id = r.body["rule"]["id"].as_str().unwrap().to_string();
@@ -256,8 +343,11 @@ async fn changing_the_destination_drops_unsupplied_secrets_and_tests_are_rate_li
     let (mut admin, _a, _b) = srv.fleets().await;
     let base = "/api/v1/projects/alpha/notifications/channels";
     let r = admin
-        .post(base, json!({ "name": "h", "type": "webhook",
-            "config": { "url": "https://a.example.com/x", "secret": "first-signing-secret-0123456789" } }))
+        .post(
+            base,
+            json!({ "name": "h", "type": "webhook",
+            "config": { "url": "https://a.example.com/x", "secret": "first-signing-secret-0123456789" } }),
+        )
         .await;
     let id = r.body["channel"]["id"].as_str().unwrap().to_string();
     // New URL without the secret: refused (a webhook needs one), so the old
@@ -265,7 +355,10 @@ async fn changing_the_destination_drops_unsupplied_secrets_and_tests_are_rate_li
     let r = admin.patch(&format!("{base}/{id}"), json!({ "config": { "url": "https://b.example.com/x" } })).await;
     assert_eq!(r.status, 422, "{}", r.text);
     let r = admin
-        .patch(&format!("{base}/{id}"), json!({ "config": { "url": "https://b.example.com/x", "secret": "second-signing-secret-0123456789" } }))
+        .patch(
+            &format!("{base}/{id}"),
+            json!({ "config": { "url": "https://b.example.com/x", "secret": "second-signing-secret-0123456789" } }),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["channel"]["destination"], "https://b.example.com");
