@@ -22,7 +22,7 @@ use super::{Severity, Trigger};
 use crate::actors::notifier::NotifierMsg;
 use crate::state::AppState;
 use crate::store::notify_outbox;
-use crate::store::notify_rules::{self, ActiveRule};
+use crate::store::notify_rules::{self, ActiveRule, Claim};
 use crate::store::StoreError;
 
 type EnqueueFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, StoreError>> + Send + 'a>>;
@@ -108,20 +108,27 @@ async fn enqueue_with(
             fired.entry((rule.id, o.key.clone())).and_modify(|(_, more)| *more += 1).or_insert((i, 0));
         }
     }
-    let mut written = 0;
-    for ((rule_id, key), (i, more)) in fired {
-        let Some(rule) = rules.iter().find(|r| r.id == rule_id) else { continue };
-        let Some(muted) = notify_rules::claim_cooldown(c, rule_id, &key, rule.cooldown_secs, more, now).await? else {
-            continue;
-        };
-        let mut n = occurrences[i].notification.clone();
+    // (rule, key, first occurrence, muted alongside), rules resolved.
+    let fired: Vec<(&ActiveRule, String, usize, i64)> = fired
+        .into_iter()
+        .filter_map(|((rule_id, key), (i, more))| rules.iter().find(|r| r.id == rule_id).map(|r| (r, key, i, more)))
+        .collect();
+    let claims: Vec<Claim<'_>> = fired
+        .iter()
+        .map(|(rule, key, _, more)| Claim { rule_id: rule.id, key, cooldown_secs: rule.cooldown_secs, extra: *more })
+        .collect();
+    let decisions = notify_rules::claim_cooldowns(c, &claims, now).await?;
+    let mut rows = Vec::new();
+    for ((rule, _, i, _), decision) in fired.iter().zip(decisions) {
+        let Some(muted) = decision else { continue };
+        let mut n = occurrences[*i].notification.clone();
         n.project_id = rule.project_id;
         n.project_slug = rule.project_slug.clone();
         n.suppressed = muted;
         let payload = serde_json::to_value(&n).map_err(|e| StoreError::Db(e.to_string()))?;
-        written += notify_outbox::enqueue_for_rule(c, rule.project_id, rule_id, &rule.trigger, &payload, now).await?;
+        rows.push((rule.project_id, rule.id, rule.trigger.as_str(), payload));
     }
-    Ok(written)
+    notify_outbox::enqueue_many(c, &rows, now).await
 }
 
 fn base(trigger: Trigger, severity: Severity, project_id: Uuid, title: String, at: DateTime<Utc>) -> Notification {

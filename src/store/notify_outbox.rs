@@ -10,25 +10,31 @@ use uuid::Uuid;
 
 use super::StoreError;
 
-/// One message per channel of the rule (enabled channels only).
-pub async fn enqueue_for_rule(
+/// One message per enabled channel of each rule, for a whole set of fired
+/// (project, rule, trigger, payload) in one statement.
+pub async fn enqueue_many(
     c: &impl GenericClient,
-    project_id: Uuid,
-    rule_id: Uuid,
-    trigger: &str,
-    payload: &Value,
+    fired: &[(Uuid, Uuid, &str, Value)],
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    if fired.is_empty() {
+        return Ok(0);
+    }
+    let projects: Vec<Uuid> = fired.iter().map(|f| f.0).collect();
+    let rules: Vec<Uuid> = fired.iter().map(|f| f.1).collect();
+    let triggers: Vec<&str> = fired.iter().map(|f| f.2).collect();
+    let payloads: Vec<&Value> = fired.iter().map(|f| &f.3).collect();
     let stmt = c
         .prepare_cached(
             "INSERT INTO notification_outbox (id, project_id, channel_id, rule_id, trigger, payload, status,
                  next_attempt_at, created_at)
-             SELECT gen_random_uuid(), $1, ch.id, $2, $3, $4, 'pending', $5, $5
-             FROM notification_rule_channels rc JOIN notification_channels ch ON ch.id = rc.channel_id
-             WHERE rc.rule_id = $2 AND ch.project_id = $1 AND ch.enabled",
+             SELECT gen_random_uuid(), u.p, ch.id, u.r, u.t, u.d, 'pending', $5, $5
+             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[]) AS u(p, r, t, d)
+             JOIN notification_rule_channels rc ON rc.rule_id = u.r
+             JOIN notification_channels ch ON ch.id = rc.channel_id AND ch.project_id = u.p AND ch.enabled",
         )
         .await?;
-    Ok(c.execute(&stmt, &[&project_id, &rule_id, &trigger, &payload, &now]).await?)
+    Ok(c.execute(&stmt, &[&projects, &rules, &triggers, &payloads, &now]).await?)
 }
 
 /// Up to `per_channel` due rows of every channel not in `busy`, oldest

@@ -173,49 +173,70 @@ pub async fn active(
         .collect())
 }
 
-/// Decide whether `(rule, key)` may send now, and record the decision.
-/// Returns `Some(muted since the last message)` when it may. `extra` more
-/// occurrences arrived together with this one and are counted as muted.
+/// One (rule, subject) to decide: `extra` more occurrences of it arrived
+/// together with this one and count as muted.
+pub struct Claim<'a> {
+    pub rule_id: Uuid,
+    pub key: &'a str,
+    pub cooldown_secs: i32,
+    pub extra: i64,
+}
+
+/// Decide, for each claim, whether its (rule, subject) may send now, and
+/// record the decisions. Returns, per claim in order, `Some(muted since the
+/// last message)` when it may.
 ///
-/// Three statements under a row lock rather than one clever upsert: two
-/// ingest commits racing on a new key must not both see "never fired".
-/// Callers take keys in a fixed order (sorted), so concurrent transactions
-/// cannot deadlock on them.
-pub async fn claim_cooldown(
+/// Four statements whatever the number of claims, under row locks taken in
+/// one fixed order (callers pass claims sorted by rule and key), so two
+/// ingest commits racing on a new subject cannot both see "never fired"
+/// and concurrent transactions cannot deadlock on these rows.
+pub async fn claim_cooldowns(
     c: &impl GenericClient,
-    rule_id: Uuid,
-    key: &str,
-    cooldown_secs: i32,
-    extra: i64,
+    claims: &[Claim<'_>],
     now: DateTime<Utc>,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<Vec<Option<i64>>, StoreError> {
+    if claims.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rules: Vec<Uuid> = claims.iter().map(|x| x.rule_id).collect();
+    let keys: Vec<&str> = claims.iter().map(|x| x.key).collect();
     c.execute(
-        "INSERT INTO notification_cooldowns (rule_id, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        &[&rule_id, &key],
+        "INSERT INTO notification_cooldowns (rule_id, key) SELECT * FROM unnest($1::uuid[], $2::text[])
+         ON CONFLICT DO NOTHING",
+        &[&rules, &keys],
     )
     .await?;
-    let row = c
-        .query_one(
-            "SELECT last_fired_at, suppressed FROM notification_cooldowns WHERE rule_id = $1 AND key = $2 FOR UPDATE",
-            &[&rule_id, &key],
+    let rows = c
+        .query(
+            "SELECT c.rule_id, c.key, c.last_fired_at, c.suppressed FROM notification_cooldowns c
+             JOIN unnest($1::uuid[], $2::text[]) AS u(r, k) ON c.rule_id = u.r AND c.key = u.k
+             ORDER BY c.rule_id, c.key FOR UPDATE OF c",
+            &[&rules, &keys],
         )
         .await?;
-    let (last, muted): (Option<DateTime<Utc>>, i64) = (row.get(0), row.get(1));
-    let window = chrono::Duration::seconds(i64::from(cooldown_secs));
-    let fire = last.is_none_or(|t| t + window <= now);
-    if fire {
-        c.execute(
-            "UPDATE notification_cooldowns SET last_fired_at = $3, suppressed = $4 WHERE rule_id = $1 AND key = $2",
-            &[&rule_id, &key, &now, &extra],
-        )
-        .await?;
-        Ok(Some(muted))
-    } else {
-        c.execute(
-            "UPDATE notification_cooldowns SET suppressed = suppressed + 1 + $3 WHERE rule_id = $1 AND key = $2",
-            &[&rule_id, &key, &extra],
-        )
-        .await?;
-        Ok(None)
+    let state: std::collections::HashMap<(Uuid, String), (Option<DateTime<Utc>>, i64)> =
+        rows.iter().map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3)))).collect();
+    let mut decisions = Vec::with_capacity(claims.len());
+    let (mut last, mut muted_now) = (Vec::with_capacity(claims.len()), Vec::with_capacity(claims.len()));
+    for x in claims {
+        let (fired_at, muted) = state.get(&(x.rule_id, x.key.to_string())).copied().unwrap_or((None, 0));
+        let window = chrono::Duration::seconds(i64::from(x.cooldown_secs));
+        if fired_at.is_none_or(|t| t + window <= now) {
+            decisions.push(Some(muted));
+            last.push(Some(now));
+            muted_now.push(x.extra);
+        } else {
+            decisions.push(None);
+            last.push(fired_at);
+            muted_now.push(muted + 1 + x.extra);
+        }
     }
+    c.execute(
+        "UPDATE notification_cooldowns c SET last_fired_at = u.l, suppressed = u.s
+         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bigint[]) AS u(r, k, l, s)
+         WHERE c.rule_id = u.r AND c.key = u.k",
+        &[&rules, &keys, &last, &muted_now],
+    )
+    .await?;
+    Ok(decisions)
 }
