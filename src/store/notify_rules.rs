@@ -173,6 +173,9 @@ pub async fn active(
         .collect())
 }
 
+/// When a (rule, subject) last sent, and how much it muted since.
+type Cooldown = (Option<DateTime<Utc>>, i64);
+
 /// One (rule, subject) to decide: `extra` more occurrences of it arrived
 /// together with this one and count as muted.
 pub struct Claim<'a> {
@@ -214,7 +217,7 @@ pub async fn claim_cooldowns(
             &[&rules, &keys],
         )
         .await?;
-    let state: std::collections::HashMap<(Uuid, String), (Option<DateTime<Utc>>, i64)> =
+    let state: std::collections::HashMap<(Uuid, String), Cooldown> =
         rows.iter().map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3)))).collect();
     let mut decisions = Vec::with_capacity(claims.len());
     let (mut last, mut muted_now) = (Vec::with_capacity(claims.len()), Vec::with_capacity(claims.len()));
