@@ -10,9 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use palisade::security::ssrf::{Resolve, ResolveFuture};
 
+/// Per name: the answers in order, and how many lookups so far.
+type Answers = HashMap<String, (Vec<Vec<IpAddr>>, usize)>;
+
 #[derive(Default)]
 pub struct FakeDns {
-    answers: Mutex<HashMap<String, (Vec<Vec<IpAddr>>, usize)>>,
+    answers: Mutex<Answers>,
 }
 
 impl FakeDns {
