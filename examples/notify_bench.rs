@@ -189,11 +189,13 @@ impl World {
 async fn wait(counts: &Arc<Mutex<HashMap<String, usize>>>, paths: &[String], want: usize, limit: Duration) -> Duration {
     let started = Instant::now();
     while started.elapsed() < limit {
-        let c = counts.lock().unwrap();
-        if paths.iter().all(|p| c.get(p).copied().unwrap_or(0) >= want) {
+        let done = {
+            let c = counts.lock().unwrap();
+            paths.iter().all(|p| c.get(p).copied().unwrap_or(0) >= want)
+        };
+        if done {
             return started.elapsed();
         }
-        drop(c);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     panic!("not all messages arrived within {limit:?}");
