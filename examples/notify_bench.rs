@@ -224,17 +224,17 @@ async fn main() {
     let w = World { running, project };
 
     println!("notify_bench: {n} messages per run, outbound timeout {TIMEOUT_SECS}s");
-    for channels in [1usize, 4] {
+    for (run, channels) in [1usize, 4, 1].into_iter().enumerate() {
         let mut ids = Vec::new();
         let mut paths = Vec::new();
         for c in 0..channels {
-            let path = format!("/t{channels}-{c}");
-            ids.push(w.channel(&format!("fast-{channels}-{c}"), &format!("http://127.0.0.1:{fast_port}{path}")).await);
+            let path = format!("/run{run}-{c}");
+            ids.push(w.channel(&format!("fast-{run}-{c}"), &format!("http://127.0.0.1:{fast_port}{path}")).await);
             paths.push(path);
         }
-        w.rule(&format!("throughput-{channels}"), &ids).await;
+        w.rule(&format!("throughput-{run}"), &ids).await;
         let started = Instant::now();
-        let enq = w.enqueue(&format!("t{channels}"), n).await;
+        let enq = w.enqueue(&format!("run{run}"), n).await;
         wait(&counts, &paths, n, Duration::from_secs(600)).await;
         let total = started.elapsed();
         let msgs = n * channels;
