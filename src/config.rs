@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::security::client_ip::TrustedProxies;
 use crate::security::secret::{MasterSecret, SecretError};
+use crate::security::ssrf::OutboundPolicy;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Env {
@@ -66,6 +67,13 @@ pub struct Config {
     pub agent_hello_timeout: Duration,
     pub agent_body_bytes: usize,
     pub ingest_budget: usize,
+    /// What notification channels may reach (`PALISADE_OUTBOUND_*`). Set
+    /// only here, never through the API.
+    pub outbound: OutboundPolicy,
+    /// Total deadline of one outbound HTTP request or SMTP delivery.
+    pub outbound_timeout: Duration,
+    /// How long an agent must stay disconnected before `agent.offline` fires.
+    pub agent_offline_grace: Duration,
 }
 
 impl Config {
@@ -174,6 +182,15 @@ impl Config {
             )?,
             agent_hello_timeout: secs(var("PALISADE_AGENT_HELLO_SECS"), 10, 1, 60, "PALISADE_AGENT_HELLO_SECS")?,
             ingest_budget: bounded(var("PALISADE_INGEST_BUDGET"), 50_000, 1_000, 10_000_000, "PALISADE_INGEST_BUDGET")?,
+            outbound: outbound_policy(&var)?,
+            outbound_timeout: secs(var("PALISADE_OUTBOUND_TIMEOUT_SECS"), 10, 1, 60, "PALISADE_OUTBOUND_TIMEOUT_SECS")?,
+            agent_offline_grace: secs(
+                var("PALISADE_NOTIFY_OFFLINE_GRACE_SECS"),
+                60,
+                0,
+                3_600,
+                "PALISADE_NOTIFY_OFFLINE_GRACE_SECS",
+            )?,
         })
     }
 
@@ -228,6 +245,50 @@ impl Config {
             if self.smtp_url.is_some() { "on" } else { "off" },
         )
     }
+}
+
+fn flag(v: Option<String>, var: &'static str) -> Result<bool, ConfigError> {
+    match v.as_deref() {
+        None | Some("0" | "false" | "off") => Ok(false),
+        Some("1" | "true" | "on") => Ok(true),
+        Some(_) => Err(invalid(var, "expected 1/0, true/false or on/off")),
+    }
+}
+
+fn ports(v: Option<String>, var: &'static str) -> Result<Vec<u16>, ConfigError> {
+    let mut out = Vec::new();
+    for part in v.unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.parse::<u16>() {
+            Ok(p) if p != 0 => out.push(p),
+            _ => return Err(invalid(var, format!("{part:?} is not a port number (1-65535)"))),
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// The operator's outbound allow-list. A `/0` is refused: it would switch
+/// the private-address policy off while looking like a narrow exception.
+fn outbound_policy(var: &impl Fn(&str) -> Option<String>) -> Result<OutboundPolicy, ConfigError> {
+    const CIDRS: &str = "PALISADE_OUTBOUND_ALLOW_CIDRS";
+    let mut allowed_cidrs = Vec::new();
+    for part in var(CIDRS).unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let net: ipnet::IpNet = part.parse().map_err(|_| invalid(CIDRS, format!("{part:?} is not a CIDR")))?;
+        if net.prefix_len() == 0 {
+            return Err(invalid(CIDRS, "a /0 range would disable the address policy; list the receiver's network"));
+        }
+        allowed_cidrs.push(net.trunc());
+    }
+    allowed_cidrs.sort();
+    allowed_cidrs.dedup();
+    Ok(OutboundPolicy {
+        allow_http: flag(var("PALISADE_OUTBOUND_ALLOW_HTTP"), "PALISADE_OUTBOUND_ALLOW_HTTP")?,
+        extra_ports: ports(var("PALISADE_OUTBOUND_ALLOW_PORTS"), "PALISADE_OUTBOUND_ALLOW_PORTS")?,
+        allowed_cidrs,
+        allow_loopback: flag(var("PALISADE_OUTBOUND_ALLOW_LOOPBACK"), "PALISADE_OUTBOUND_ALLOW_LOOPBACK")?,
+        smtp_extra_ports: ports(var("PALISADE_OUTBOUND_SMTP_PORTS"), "PALISADE_OUTBOUND_SMTP_PORTS")?,
+    })
 }
 
 fn public_url_host(raw: &Option<String>) -> String {
@@ -321,5 +382,31 @@ mod tests {
         let c = cfg(&[("PALISADE_SECRET", SECRET), ("PALISADE_PUBLIC_URL", "https://Palisade.Example.com")]).unwrap();
         assert_eq!(c.allowed_hosts(), vec!["palisade.example.com", "palisade.example.com:443"]);
         assert_eq!(c.security_contact, "mailto:security@palisade.example.com");
+    }
+
+    #[test]
+    fn outbound_policy_is_off_by_default_and_parsed_strictly() {
+        let c = cfg(&[("PALISADE_SECRET", SECRET)]).unwrap();
+        assert_eq!(c.outbound, OutboundPolicy::default());
+        let c = cfg(&[
+            ("PALISADE_SECRET", SECRET),
+            ("PALISADE_OUTBOUND_ALLOW_CIDRS", "10.1.2.3/16, 127.0.0.1/32"),
+            ("PALISADE_OUTBOUND_ALLOW_PORTS", "8443,8080,8443"),
+            ("PALISADE_OUTBOUND_ALLOW_LOOPBACK", "1"),
+        ])
+        .unwrap();
+        let nets: Vec<String> = c.outbound.allowed_cidrs.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["10.1.0.0/16", "127.0.0.1/32"]);
+        assert_eq!(c.outbound.extra_ports, [8080, 8443]);
+        assert!(c.outbound.allow_loopback && !c.outbound.allow_http);
+        for (k, v) in [
+            ("PALISADE_OUTBOUND_ALLOW_CIDRS", "0.0.0.0/0"),
+            ("PALISADE_OUTBOUND_ALLOW_CIDRS", "10.0.0.0/33"),
+            ("PALISADE_OUTBOUND_ALLOW_PORTS", "0"),
+            ("PALISADE_OUTBOUND_ALLOW_HTTP", "yes please"),
+        ] {
+            let err = cfg(&[("PALISADE_SECRET", SECRET), (k, v)]).err().unwrap();
+            assert!(err.to_string().starts_with(k), "{err}");
+        }
     }
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod fleet;
 pub mod http_server;
+pub mod notify;
 pub mod outbound;
 pub mod projects;
 pub mod routes;

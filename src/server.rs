@@ -16,7 +16,8 @@ use crate::actors::dispatcher::{Dispatcher, DispatcherMsg};
 use crate::actors::ingest::{Budget, Ingest, IngestArgs, IngestMsg};
 use crate::actors::limiter::{Limiter, LimiterArgs, LimiterMsg};
 use crate::actors::lockout::{Lockout, LockoutArgs, LockoutMsg};
-use crate::actors::session_registry::{RegistryMsg, SessionRegistry};
+use crate::actors::notifier::{Notifier, NotifierArgs, NotifierMsg};
+use crate::actors::session_registry::{RegistryArgs, RegistryMsg, SessionRegistry};
 use crate::actors::supervisor::{ChildSpec, Health, RootSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::Slot;
 use crate::audit::checkpoint::{CheckpointSink, FileSink};
@@ -26,12 +27,16 @@ use crate::authz::AuthzCache;
 use crate::bearer::ApiKeyCache;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::notify::cipher::ChannelCipher;
+use crate::notify::deliver::Deliverer;
 use crate::outbound::mail::{MailError, Mailer};
+use crate::outbound::{Outbound, OutboundError};
 use crate::routes::reply::SecurityHeaders;
 use crate::routes::router::{RouteTableError, Router};
 use crate::security::keys::{Keyring, Purpose};
 use crate::security::password::PasswordHasher;
 use crate::security::password_policy::PasswordPolicy;
+use crate::security::ssrf::{Resolve, SystemResolver};
 use crate::security::tokens;
 use crate::state::{allowed_origins, AppState, Inner};
 use crate::store::embedded::{EmbeddedError, EmbeddedPostgres};
@@ -44,6 +49,16 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const AUDIT_POOL_SIZE: usize = 2;
 /// One connection per ingest lane, plus one to cover a reconnect.
 const INGEST_POOL_SIZE: usize = crate::actors::ingest::LANES + 1;
+/// The Notifier's own connections (claims, results, trigger checks).
+const NOTIFIER_POOL_SIZE: usize = 4;
+
+/// What tests (and embedders) may substitute.
+#[derive(Default)]
+pub struct Options {
+    /// The resolver every notification destination is looked up with
+    /// (default: the system's). Tests inject one they control.
+    pub resolver: Option<Arc<dyn Resolve>>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -59,6 +74,8 @@ pub enum ServerError {
     Mail(#[from] MailError),
     #[error("route table: {0}")]
     Routes(#[from] RouteTableError),
+    #[error("outbound client: {0}")]
+    Outbound(#[from] OutboundError),
 }
 
 /// The database the server runs on; owns the embedded cluster if any.
@@ -142,9 +159,19 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Start everything and return once the server accepts connections.
-pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, ServerError> {
+pub async fn start(config: Config, clock: SharedClock) -> Result<Running, ServerError> {
+    start_with(config, clock, Options::default()).await
+}
+
+/// `start` with substitutes (see [`Options`]).
+pub async fn start_with(mut config: Config, clock: SharedClock, options: Options) -> Result<Running, ServerError> {
     // Refuse a bad mail setting or route table before anything is started.
     let mail = Mailer::from_config(config.smtp_url.as_deref(), config.smtp_from.as_deref(), &config.public_url)?;
+    let resolver: Arc<dyn Resolve> = options.resolver.unwrap_or_else(|| Arc::new(SystemResolver));
+    let hello = config.public_url.host_str().unwrap_or("localhost").to_string();
+    let outbound = Outbound::new(config.outbound.clone(), resolver, config.outbound_timeout, &hello)?;
+    let deliverer =
+        Deliverer { outbound, cipher: Arc::new(ChannelCipher::new(&config.secret, &config.previous_secrets)) };
     let router = Router::new(crate::routes::table::routes());
     router.check()?;
     let database = Database::open(&config).await?;
@@ -166,6 +193,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
     let ingest: Slot<IngestMsg> = Slot::new("ingest");
     let dispatcher: Slot<DispatcherMsg> = Slot::new("dispatcher");
     let longpoll: Slot<crate::actors::longpoll::LongPollMsg> = Slot::new("longpoll");
+    let notifier: Slot<NotifierMsg> = Slot::new("notifier");
     let audit_keys = Arc::new(AuditKeys::new(&config.secret, &config.previous_secrets));
     let checkpoint_sink: Arc<dyn CheckpointSink> = Arc::new(FileSink::new(config.audit_checkpoints.clone()));
     let health = Health::default();
@@ -197,7 +225,10 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
             let (threshold, duration) = (config.lockout_threshold, config.lockout_duration);
             move || (Lockout, LockoutArgs { db: db.clone(), clock: clock.clone(), threshold, duration })
         }),
-        child("session_registry", registry.clone(), || (SessionRegistry, ())),
+        child("session_registry", registry.clone(), {
+            let notifier = notifier.clone();
+            move || (SessionRegistry, RegistryArgs { notifier: notifier.clone() })
+        }),
         child("longpoll", longpoll.clone(), {
             let clock = clock.clone();
             move || (crate::actors::longpoll::LongPoll, clock.clone())
@@ -206,8 +237,8 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
             // Its own connections: a slow ingest must not starve requests,
             // and requests must not starve ingest.
             let db = db.sibling(INGEST_POOL_SIZE)?;
-            let clock = clock.clone();
-            move || (Ingest, IngestArgs { db: db.clone(), clock: clock.clone() })
+            let (clock, notifier) = (clock.clone(), notifier.clone());
+            move || (Ingest, IngestArgs { db: db.clone(), clock: clock.clone(), notifier: notifier.clone() })
         }),
     ];
     let (supervisor, _) = Actor::spawn(None, RootSupervisor, SupervisorArgs { children, health: health.clone() })
@@ -233,6 +264,8 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
         longpoll,
         ingest,
         dispatcher: dispatcher.clone(),
+        notifier: notifier.clone(),
+        deliverer,
         ingest_budget: Budget::new(config.ingest_budget),
         redactor: Arc::new(
             crate::security::redaction::Redactor::with_defaults().map_err(|e| ServerError::Actors(e.to_string()))?,
@@ -257,11 +290,13 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
         let st = state.clone();
         move || (Dispatcher, st.clone())
     });
-    match supervisor.call(|reply| SupervisorMsg::Start(dispatcher_spec, reply), Some(Duration::from_secs(10))).await {
-        Ok(ractor::rpc::CallResult::Success(Ok(()))) => {}
-        Ok(ractor::rpc::CallResult::Success(Err(e))) => return Err(ServerError::Actors(e)),
-        _ => return Err(ServerError::Actors("the supervisor did not start the dispatcher".into())),
-    }
+    start_late(&supervisor, dispatcher_spec).await?;
+    let notifier_spec = child("notifier", notifier, {
+        let (st, db) = (state.clone(), db.sibling(NOTIFIER_POOL_SIZE)?);
+        move || (Notifier, NotifierArgs { st: st.clone(), db: db.clone() })
+    });
+    start_late(&supervisor, notifier_spec).await?;
+    crate::outbound::policy_log::record(&state).await.map_err(ServerError::Actors)?;
 
     let setup_token = first_boot(&state).await?;
 
@@ -269,6 +304,16 @@ pub async fn start(mut config: Config, clock: SharedClock) -> Result<Running, Se
     let http = tokio::spawn(crate::http_server::run(listener, crate::routes::filter(state.clone()), stop_rx));
     tracing::info!(%addr, "palisade is listening");
     Ok(Running { addr, state, setup_token, supervisor, stop: Some(stop_tx), http, database: Some(database) })
+}
+
+/// Add a child that needs the shared state to the running tree.
+async fn start_late(supervisor: &ActorRef<SupervisorMsg>, spec: ChildSpec) -> Result<(), ServerError> {
+    let name = spec.name;
+    match supervisor.call(|reply| SupervisorMsg::Start(spec, reply), Some(Duration::from_secs(10))).await {
+        Ok(ractor::rpc::CallResult::Success(Ok(()))) => Ok(()),
+        Ok(ractor::rpc::CallResult::Success(Err(e))) => Err(ServerError::Actors(e)),
+        _ => Err(ServerError::Actors(format!("the supervisor did not start the {name}"))),
+    }
 }
 
 /// With no user yet, mint the one-time setup token, keep only its HMAC,

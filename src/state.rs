@@ -9,6 +9,7 @@ use crate::actors::dispatcher::DispatcherMsg;
 use crate::actors::ingest::{Budget, IngestMsg};
 use crate::actors::limiter::{Bucket, Decision, LimiterMsg};
 use crate::actors::lockout::LockoutMsg;
+use crate::actors::notifier::NotifierMsg;
 use crate::actors::session_registry::RegistryMsg;
 use crate::actors::supervisor::{Health, SupervisorMsg};
 use crate::actors::Slot;
@@ -21,6 +22,7 @@ use crate::bearer::ApiKeyCache;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::notify::deliver::Deliverer;
 use crate::outbound::mail::Mailer;
 use crate::routes::reply::SecurityHeaders;
 use crate::routes::router::Router;
@@ -45,6 +47,9 @@ pub struct Inner {
     pub longpoll: Slot<crate::actors::longpoll::LongPollMsg>,
     pub ingest: Slot<IngestMsg>,
     pub dispatcher: Slot<DispatcherMsg>,
+    pub notifier: Slot<NotifierMsg>,
+    /// Sends one notification (outbound client, channel-secret cipher).
+    pub deliverer: Deliverer,
     pub ingest_budget: Budget,
     pub redactor: Arc<crate::security::redaction::Redactor>,
     pub supervisor: Slot<SupervisorMsg>,

@@ -380,9 +380,59 @@ impl World {
         match (route.method.as_str(), tail) {
             (
                 "GET",
-                "" | "/permissions" | "/memberships" | "/invitations" | "/agents" | "/tasks" | "/workers" | "/queues"
-                | "/events" | "/commands" | "/audit",
+                ""
+                | "/permissions"
+                | "/memberships"
+                | "/invitations"
+                | "/agents"
+                | "/tasks"
+                | "/workers"
+                | "/queues"
+                | "/events"
+                | "/commands"
+                | "/audit"
+                | "/notifications/channels"
+                | "/notifications/rules"
+                | "/notifications/deliveries",
             ) => call(base, None, StatusCode::OK),
+            ("POST", "/notifications/channels") => {
+                let config = json!({ "webhook_url": "https://hooks.slack.com/services/T0/B0/matrix" });
+                call(
+                    base,
+                    Some(json!({ "name": format!("ch-{n}"), "type": "slack", "config": config })),
+                    StatusCode::CREATED,
+                )
+            }
+            ("PATCH" | "DELETE", "/notifications/channels/{id}") => {
+                let id = self.srv.make_channel(project, &format!("ch-{n}"), "https://hooks.example.com/x").await;
+                let path = base.replace("{id}", &id.to_string());
+                if route.method == Method::PATCH {
+                    call(path, Some(json!({ "name": format!("renamed-{n}") })), StatusCode::OK)
+                } else {
+                    call(path, None, StatusCode::NO_CONTENT)
+                }
+            }
+            ("POST", "/notifications/channels/{id}/test") => {
+                // A documentation address: refused at send, before any
+                // connection, so the call answers quickly with ok=false.
+                let id = self.srv.make_channel(project, &format!("ch-{n}"), "https://192.0.2.10/hook").await;
+                call(base.replace("{id}", &id.to_string()), Some(json!({})), StatusCode::OK)
+            }
+            ("POST", "/notifications/rules") => {
+                let channel = self.srv.make_channel(project, &format!("ch-{n}"), "https://hooks.example.com/x").await;
+                let body = json!({ "name": format!("rule-{n}"), "trigger": "task.failed", "channel_ids": [channel] });
+                call(base, Some(body), StatusCode::CREATED)
+            }
+            ("PATCH" | "DELETE", "/notifications/rules/{id}") => {
+                let channel = self.srv.make_channel(project, &format!("ch-{n}"), "https://hooks.example.com/x").await;
+                let id = self.srv.make_rule(project, &format!("rule-{n}"), channel).await;
+                let path = base.replace("{id}", &id.to_string());
+                if route.method == Method::PATCH {
+                    call(path, Some(json!({ "cooldown_secs": 60 })), StatusCode::OK)
+                } else {
+                    call(path, None, StatusCode::NO_CONTENT)
+                }
+            }
             ("POST", "/agents") => call(base, Some(json!({ "name": format!("agent-{n}") })), StatusCode::CREATED),
             ("DELETE", "/agents/{id}") => {
                 let (id, _) = self.srv.make_agent(project, &format!("doomed-{n}")).await;

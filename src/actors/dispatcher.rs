@@ -16,10 +16,12 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::agent_session::SessionMsg;
+use super::notifier::NotifierMsg;
 use super::session_registry::{RegistryMsg, Target};
 use crate::audit::{ActorKind, AuditEvent, Outcome};
 use crate::fleet::commands::{result_status, Action, RESULT_TIMEOUT_SECS};
 use crate::fleet::AgentIdentity;
+use crate::notify::triggers;
 use crate::security::frame::Hello;
 use crate::state::AppState;
 use crate::store::commands::{self as store, CommandRow};
@@ -118,6 +120,32 @@ impl DispatcherState {
         Ok(())
     }
 
+    /// Record a result; a failure's notification commits with it.
+    async fn finished(
+        &self,
+        identity: &AgentIdentity,
+        command_id: Uuid,
+        outcome: &store::Outcome<'_>,
+    ) -> Result<(), StoreError> {
+        let now = self.st.clock.now();
+        let mut conn = self.st.db.conn().await?;
+        let tx = conn.transaction().await?;
+        let row = store::finished(&tx, identity.project_id, identity.agent_id, command_id, outcome, now).await?;
+        let notified = notify_failed(&tx, row.as_slice(), now).await?;
+        tx.commit().await?;
+        self.kick(notified);
+        if let Some(row) = &row {
+            self.audit_finished(row, Some(identity));
+        }
+        Ok(())
+    }
+
+    fn kick(&self, enqueued: u64) {
+        if enqueued > 0 {
+            let _ = self.st.notifier.cast(NotifierMsg::Kick);
+        }
+    }
+
     fn audit_finished(&self, row: &CommandRow, actor: Option<&AgentIdentity>) {
         let outcome = if row.status == "succeeded" { Outcome::Success } else { Outcome::Failure };
         let mut ev = AuditEvent::new(format!("command.{}", row.status))
@@ -137,8 +165,13 @@ impl DispatcherState {
 
     async fn sweep(&self) -> Result<(), StoreError> {
         let now = self.st.clock.now();
-        let conn = self.st.db.conn().await?;
-        let timed_out = store::expire(&conn, now, now - chrono::Duration::seconds(RESULT_TIMEOUT_SECS)).await?;
+        let mut conn = self.st.db.conn().await?;
+        // Timing out and the `command.failed` notification commit together.
+        let tx = conn.transaction().await?;
+        let timed_out = store::expire(&tx, now, now - chrono::Duration::seconds(RESULT_TIMEOUT_SECS)).await?;
+        let notified = notify_failed(&tx, &timed_out, now).await?;
+        tx.commit().await?;
+        self.kick(notified);
         for row in &timed_out {
             self.audit_finished(row, None);
         }
@@ -150,6 +183,20 @@ impl DispatcherState {
         }
         Ok(())
     }
+}
+
+/// `command.failed` for the rows that ended badly.
+async fn notify_failed(
+    c: &impl deadpool_postgres::GenericClient,
+    rows: &[CommandRow],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, StoreError> {
+    let occurrences: Vec<_> = rows
+        .iter()
+        .filter(|r| r.status == "failed" || r.status == "timed_out")
+        .map(|r| triggers::command_failed(r.project_id, r.id, &r.action, &r.status, r.error.as_deref(), now))
+        .collect();
+    triggers::enqueue(c, &occurrences, now).await
 }
 
 impl Actor for Dispatcher {
@@ -193,19 +240,8 @@ impl Actor for Dispatcher {
             },
             DispatcherMsg::Finished { identity, command_id, status, result, error } => {
                 let Some(status) = result_status(&status) else { return Ok(()) };
-                match s.st.db.conn().await {
-                    Ok(c) => {
-                        let now = s.st.clock.now();
-                        let outcome = store::Outcome { status, result: result.as_ref(), error: error.as_deref() };
-                        let r = store::finished(&c, identity.project_id, identity.agent_id, command_id, &outcome, now)
-                            .await;
-                        if let Ok(Some(row)) = &r {
-                            s.audit_finished(row, Some(&identity));
-                        }
-                        r.map(|_| ())
-                    }
-                    Err(e) => Err(e),
-                }
+                let outcome = store::Outcome { status, result: result.as_ref(), error: error.as_deref() };
+                s.finished(&identity, command_id, &outcome).await
             }
             DispatcherMsg::Sweep => s.sweep().await,
         };

@@ -23,6 +23,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::actors::agent_session::SessionMsg;
 use crate::actors::ingest_commit::commit;
+use crate::actors::notifier::NotifierMsg;
+use crate::actors::Slot;
 use crate::clock::SharedClock;
 use crate::fleet::events::Event;
 use crate::fleet::projection::QueueUpsert;
@@ -85,6 +87,8 @@ pub struct Ingest;
 pub struct IngestArgs {
     pub db: Db,
     pub clock: SharedClock,
+    /// Woken after a commit that enqueued notifications.
+    pub notifier: Slot<NotifierMsg>,
 }
 
 #[derive(Default)]
@@ -127,6 +131,7 @@ impl IngestState {
         let jobs: Vec<Job> = lane.pending.drain(..n).collect();
         lane.busy = true;
         let (db, clock, me) = (self.args.db.clone(), self.args.clock.clone(), me.clone());
+        let notifier = self.args.notifier.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let outcome = commit(&db, &clock, &jobs).await;
@@ -137,14 +142,20 @@ impl IngestState {
                 ms = started.elapsed().as_millis() as u64,
                 "ingest commit"
             );
-            if let Err(e) = &outcome {
-                tracing::error!(error = %e, jobs = jobs.len(), "ingest commit failed; batches stay unacknowledged and agents will re-send them");
+            match &outcome {
+                Err(e) => {
+                    tracing::error!(error = %e, jobs = jobs.len(), "ingest commit failed; batches stay unacknowledged and agents will re-send them");
+                }
+                Ok(n) if *n > 0 => {
+                    let _ = notifier.cast(NotifierMsg::Kick);
+                }
+                Ok(_) => {}
             }
             for job in jobs {
                 match job.done {
                     Some(Done::Session { session, batch_id, received, dropped }) => {
                         let msg = match &outcome {
-                            Ok(()) => SessionMsg::Committed { batch_id, received, dropped },
+                            Ok(_) => SessionMsg::Committed { batch_id, received, dropped },
                             Err(_) => SessionMsg::CommitFailed { batch_id },
                         };
                         let _ = session.cast(msg);

@@ -11,12 +11,14 @@ use uuid::Uuid;
 
 use crate::actors::ingest::Job;
 use crate::clock::SharedClock;
-use crate::fleet::events::Event;
+use crate::fleet::events::{Event, Kind};
 use crate::fleet::projection::{self, QueueUpsert};
+use crate::notify::triggers::{self, TaskFailure};
 use crate::store::ingest::{self as store, Owned, Scoped};
 use crate::store::{Db, StoreError};
 
-pub async fn commit(db: &Db, clock: &SharedClock, jobs: &[Job]) -> Result<(), StoreError> {
+/// Commit one group of batches; returns how many notifications it enqueued.
+pub async fn commit(db: &Db, clock: &SharedClock, jobs: &[Job]) -> Result<u64, StoreError> {
     let now = clock.now();
     let mut conn = db.conn().await?;
     let tx = conn.transaction().await?;
@@ -44,8 +46,9 @@ pub async fn commit(db: &Db, clock: &SharedClock, jobs: &[Job]) -> Result<(), St
             keep_latest(&mut queues, p, q.clone());
         }
     }
+    let projections_input: Vec<((Uuid, Uuid), Vec<&Event>)> = groups.into_iter().collect();
     let projections: Vec<((Uuid, Uuid), projection::Projection)> =
-        groups.into_iter().map(|(k, events)| (k, projection::project(&events))).collect();
+        projections_input.iter().map(|(k, events)| (*k, projection::project(events))).collect();
     let mut tasks = Vec::new();
     let mut workers = Vec::new();
     for ((project_id, agent_id), proj) in &projections {
@@ -69,6 +72,23 @@ pub async fn commit(db: &Db, clock: &SharedClock, jobs: &[Job]) -> Result<(), St
     queues.sort_by(|a, b| a.0.cmp(&b.0));
     let queues: Vec<(Uuid, QueueUpsert)> = queues.into_iter().map(|((p, _, _), q)| (p, q)).collect();
     store::upsert_queues(&tx, &queues).await?;
+    // Notifications for failures that were newly stored, in this same
+    // transaction: a re-sent batch finds nothing new and enqueues nothing,
+    // and a rolled-back batch enqueues nothing either. Only rows are
+    // written here; delivery is the Notifier's, off this path.
+    let failures: Vec<TaskFailure<'_>> = projections_input
+        .iter()
+        .flat_map(|((project, _), events)| {
+            events.iter().filter(|e| e.kind == Kind::TaskFailed).map(move |e| TaskFailure {
+                project_id: *project,
+                engine: &e.engine,
+                task_id: &e.task_id,
+                occurred_at: e.occurred_at,
+                data: &e.data,
+            })
+        })
+        .collect();
+    let enqueued = triggers::task_failures(&tx, &failures, now).await?;
     let t_upsert = t0.elapsed() - t_insert;
     tx.commit().await?;
     tracing::debug!(
@@ -77,7 +97,7 @@ pub async fn commit(db: &Db, clock: &SharedClock, jobs: &[Job]) -> Result<(), St
         commit_ms = (t0.elapsed() - t_insert - t_upsert).as_millis() as u64,
         "ingest phases"
     );
-    Ok(())
+    Ok(enqueued)
 }
 
 /// One upsert per queue per statement (PostgreSQL refuses to update a row

@@ -13,6 +13,7 @@ pub mod ingest_commit;
 pub mod limiter;
 pub mod lockout;
 pub mod longpoll;
+pub mod notifier;
 pub mod session_registry;
 pub mod supervisor;
 

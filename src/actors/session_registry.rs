@@ -17,6 +17,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::agent_session::{close, AgentSession, SessionArgs, SessionMsg};
+use super::notifier::NotifierMsg;
+use super::Slot;
 use crate::fleet::AgentIdentity;
 use crate::security::frame::Hello;
 
@@ -85,16 +87,22 @@ struct Entry {
 
 pub struct SessionRegistry;
 
-#[derive(Default)]
 pub struct RegistryState {
     entries: HashMap<ActorId, Entry>,
     slots: HashMap<(Uuid, Option<String>), ActorId>,
     per_agent: HashMap<Uuid, usize>,
+    notifier: Slot<NotifierMsg>,
+}
+
+pub struct RegistryArgs {
+    /// Told when an agent's last session ends (absent while starting).
+    pub notifier: Slot<NotifierMsg>,
 }
 
 impl RegistryState {
-    fn forget(&mut self, id: &ActorId) {
-        let Some(e) = self.entries.remove(id) else { return };
+    /// Drop a session; returns its agent when that was the agent's last one.
+    fn forget(&mut self, id: &ActorId) -> Option<AgentIdentity> {
+        let e = self.entries.remove(id)?;
         let slot = (e.identity.agent_id, e.worker_id);
         if self.slots.get(&slot) == Some(id) {
             self.slots.remove(&slot);
@@ -103,7 +111,19 @@ impl RegistryState {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 self.per_agent.remove(&e.identity.agent_id);
+                return Some(e.identity);
             }
+        }
+        None
+    }
+
+    /// A session ended on its own (not replaced): if it was the agent's
+    /// last, the Notifier decides after a grace period whether that is an
+    /// `agent.offline`.
+    fn ended(&mut self, id: &ActorId) {
+        if let Some(agent) = self.forget(id) {
+            let msg = NotifierMsg::AgentOffline { project_id: agent.project_id, agent_id: agent.agent_id };
+            let _ = self.notifier.cast(msg);
         }
     }
 
@@ -131,7 +151,8 @@ impl RegistryState {
             let _ = old.actor.cast(SessionMsg::Close(close::REPLACED, "replaced by a newer connection"));
         }
         if let Some(old) = replacing {
-            self.forget(&old);
+            // Replaced, not gone: the agent stays online.
+            let _ = self.forget(&old);
         }
         let (identity, session_id, hello) = (args.identity.clone(), args.session_id, args.hello.clone());
         let (actor, _) = Actor::spawn_linked(None, AgentSession, args, me.get_cell())
@@ -160,10 +181,19 @@ impl RegistryState {
 impl Actor for SessionRegistry {
     type Msg = RegistryMsg;
     type State = RegistryState;
-    type Arguments = ();
+    type Arguments = RegistryArgs;
 
-    async fn pre_start(&self, _me: ActorRef<RegistryMsg>, _: ()) -> Result<RegistryState, ActorProcessingErr> {
-        Ok(RegistryState::default())
+    async fn pre_start(
+        &self,
+        _me: ActorRef<RegistryMsg>,
+        args: RegistryArgs,
+    ) -> Result<RegistryState, ActorProcessingErr> {
+        Ok(RegistryState {
+            entries: HashMap::new(),
+            slots: HashMap::new(),
+            per_agent: HashMap::new(),
+            notifier: args.notifier,
+        })
     }
 
     async fn handle(
@@ -219,10 +249,10 @@ impl Actor for SessionRegistry {
         st: &mut RegistryState,
     ) -> Result<(), ActorProcessingErr> {
         match evt {
-            SupervisionEvent::ActorTerminated(cell, _, _) => st.forget(&cell.get_id()),
+            SupervisionEvent::ActorTerminated(cell, _, _) => st.ended(&cell.get_id()),
             SupervisionEvent::ActorFailed(cell, err) => {
                 tracing::error!(error = %err, "an agent session failed; its connection is gone and the agent will reconnect");
-                st.forget(&cell.get_id());
+                st.ended(&cell.get_id());
             }
             _ => {}
         }

@@ -103,6 +103,7 @@ pub fn run_checks(config: &Config) -> Vec<Finding> {
         }
     });
     out.push(smtp_check(config));
+    out.push(outbound_check(config));
     let cp = &config.audit_checkpoints;
     out.push(if cp.starts_with(&config.data_dir) && config.database_url.is_none() {
         f("audit_checkpoints", Level::Warn, format!(
@@ -111,6 +112,28 @@ pub fn run_checks(config: &Config) -> Vec<Finding> {
         f("audit_checkpoints", Level::Pass, format!("checkpoints go to {}", cp.display()))
     });
     out
+}
+
+/// The notification allow-list widens what project admins can make the
+/// server contact; say so when it is open.
+fn outbound_check(config: &Config) -> Finding {
+    let p = &config.outbound;
+    let mut opened = Vec::new();
+    if p.allow_loopback {
+        opened.push("loopback receivers (services on this host, on the listed ports)".to_string());
+    }
+    if p.allow_http {
+        opened.push("plain http (messages and headers unencrypted)".to_string());
+    }
+    if !p.allowed_cidrs.is_empty() {
+        let nets: Vec<String> = p.allowed_cidrs.iter().map(|n| n.to_string()).collect();
+        opened.push(format!("private ranges {}", nets.join(", ")));
+    }
+    if opened.is_empty() {
+        f("outbound_policy", Level::Pass, "notification channels reach public https receivers only")
+    } else {
+        f("outbound_policy", Level::Warn, format!("notification channels may reach {}", opened.join("; ")))
+    }
 }
 
 fn smtp_check(config: &Config) -> Finding {
@@ -188,8 +211,9 @@ mod tests {
 
     #[test]
     fn each_check_can_fail_or_warn() {
-        let c = cfg(&[("PALISADE_ENV", "dev")]);
+        let c = cfg(&[("PALISADE_ENV", "dev"), ("PALISADE_OUTBOUND_ALLOW_CIDRS", "10.0.0.0/8")]);
         let out = run_checks(&c);
+        assert_eq!(level(&out, "outbound_policy"), Level::Warn);
         assert_eq!(level(&out, "environment"), Level::Fail);
         assert_eq!(level(&out, "secret_length"), Level::Fail);
         let c = cfg(&[

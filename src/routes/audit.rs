@@ -162,6 +162,11 @@ pub async fn verify(req: Req) -> Result<Response, ApiError> {
     let report = verify_report(&req.state).await?;
     if !report.intact {
         tracing::error!(finding = ?report.finding, "audit verification found tampering");
+        let (reason, seq) = report.finding.as_ref().map_or(("unknown", 0), |f| (f.reason.as_str(), f.seq));
+        crate::notify::triggers::after_commit(&req.state, move |c, now| {
+            Box::pin(async move { crate::notify::triggers::audit_verify_failed(c, reason, seq, now).await })
+        })
+        .await;
     }
     Ok(reply::ok(&report))
 }

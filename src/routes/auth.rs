@@ -99,6 +99,11 @@ pub async fn login(req: Req) -> Result<Response, ApiError> {
                     .details(json!({ "email": email })),
             )
             .await?;
+            crate::notify::triggers::after_commit(st, |c, now| {
+                let email = email.clone();
+                Box::pin(async move { crate::notify::triggers::lockout(c, &email, now).await })
+            })
+            .await;
         }
         return Err(ApiError::invalid_credentials());
     };

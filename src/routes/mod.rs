@@ -15,6 +15,8 @@ pub mod commands;
 pub mod health;
 pub mod invitations;
 pub mod memberships;
+pub mod notification_rules;
+pub mod notifications;
 pub mod pages;
 pub mod password_reset;
 pub mod projects;

@@ -5,8 +5,8 @@
 use super::router::Access::{Agent, GlobalAdmin, Listing, Project, Public, User};
 use super::router::Route;
 use super::{
-    agent_longpoll, agents, api_keys, audit, auth, commands, health, invitations, memberships, pages, password_reset,
-    projects, setup, tasks, users,
+    agent_longpoll, agents, api_keys, audit, auth, commands, health, invitations, memberships, notification_rules,
+    notifications, pages, password_reset, projects, setup, tasks, users,
 };
 use crate::route;
 use crate::security::rbac::Action::*;
@@ -89,6 +89,18 @@ pub fn routes() -> Vec<Route> {
         route!(POST "/api/v1/projects/{slug}/commands/bulk-retry", Project(BulkRetry), commands::bulk_retry),
         route!(POST "/api/v1/projects/{slug}/commands/purge-queue", Project(PurgeQueue), commands::purge_queue),
         route!(POST "/api/v1/projects/{slug}/commands/restart-worker", Project(RestartWorker), commands::restart_worker),
+        // Notifications: channels, rules (managed with the channel actions)
+        // and the delivery list.
+        route!(GET "/api/v1/projects/{slug}/notifications/channels", Project(ReadChannels), notifications::list),
+        route!(POST "/api/v1/projects/{slug}/notifications/channels", Project(ManageChannels), notifications::create),
+        route!(PATCH "/api/v1/projects/{slug}/notifications/channels/{id}", Project(ManageChannels), notifications::update),
+        route!(DELETE "/api/v1/projects/{slug}/notifications/channels/{id}", Project(ManageChannels), notifications::delete),
+        route!(POST "/api/v1/projects/{slug}/notifications/channels/{id}/test", Project(TestChannel), notifications::test),
+        route!(GET "/api/v1/projects/{slug}/notifications/rules", Project(ReadChannels), notification_rules::list),
+        route!(POST "/api/v1/projects/{slug}/notifications/rules", Project(ManageChannels), notification_rules::create),
+        route!(PATCH "/api/v1/projects/{slug}/notifications/rules/{id}", Project(ManageChannels), notification_rules::update),
+        route!(DELETE "/api/v1/projects/{slug}/notifications/rules/{id}", Project(ManageChannels), notification_rules::delete),
+        route!(GET "/api/v1/projects/{slug}/notifications/deliveries", Project(ReadChannels), notification_rules::deliveries),
         // Audit log.
         route!(GET "/api/v1/projects/{slug}/audit", Project(ReadAudit), audit::list_project),
         route!(GET "/api/v1/audit", GlobalAdmin, audit::list),

@@ -159,8 +159,9 @@ pub struct OutboundPolicy {
     /// metadata, multicast, unspecified and IPv4-mapped addresses stay
     /// refused even when covered.
     pub allowed_cidrs: Vec<IpNet>,
-    /// Permit 127.0.0.0/8 and ::1; separate from `allowed_cidrs` so that a
-    /// broad allow-list cannot expose services bound to localhost.
+    /// Permit the loopback addresses that `allowed_cidrs` lists (and only
+    /// those); a separate switch so that a broad allow-list cannot expose
+    /// services bound to localhost by accident.
     pub allow_loopback: bool,
     /// SMTP ports allowed besides [`DEFAULT_SMTP_PORTS`].
     pub smtp_extra_ports: Vec<u16>,

@@ -126,15 +126,16 @@ fn always_denied(addr: IpAddr) -> bool {
 }
 
 /// The policy decision for one address: public, or explicitly opened by the
-/// operator. Loopback needs its own switch because an allow-list written for
-/// a private subnet (or a careless `0.0.0.0/0`) must not expose local
-/// services such as the database or the brain's own admin API.
+/// operator. Loopback needs its own switch *and* a listed range: an
+/// allow-list written for a private subnet must not expose local services
+/// such as the database or the brain's own admin API, and the switch alone
+/// must not open every port-matching service on 127.0.0.0/8.
 pub(super) fn address_allowed(addr: IpAddr, allowed_cidrs: &[IpNet], allow_loopback: bool) -> bool {
     if always_denied(addr) {
         return false;
     }
     if addr.is_loopback() {
-        return allow_loopback;
+        return allow_loopback && allowed_cidrs.iter().any(|net| net.contains(&addr));
     }
     is_globally_routable(addr) || allowed_cidrs.iter().any(|net| net.contains(&addr))
 }

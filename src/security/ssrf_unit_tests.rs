@@ -150,10 +150,24 @@ fn allowed_cidrs_open_private_ranges_only() {
 
 #[test]
 fn loopback_needs_its_own_switch() {
-    let policy = OutboundPolicy { allow_loopback: true, extra_ports: vec![8080], ..OutboundPolicy::default() };
+    let listed: Vec<IpNet> = ["127.0.0.1/32", "::1/128"].iter().map(|c| c.parse().expect("cidr")).collect();
+    let policy = OutboundPolicy {
+        allow_loopback: true,
+        allowed_cidrs: listed.clone(),
+        extra_ports: vec![8080],
+        ..OutboundPolicy::default()
+    };
     assert!(policy.validate_url("https://127.0.0.1:8080/hook").is_ok());
     assert!(policy.is_ip_allowed(ip("::1")));
     assert!(!policy.is_ip_allowed(ip("::ffff:127.0.0.1")));
+    // Only the listed loopback addresses.
+    assert!(!policy.is_ip_allowed(ip("127.0.0.2")));
+    // The switch without a listed range opens nothing, and a listed range
+    // without the switch opens nothing either.
+    let switch_only = OutboundPolicy { allow_loopback: true, ..OutboundPolicy::default() };
+    assert!(!switch_only.is_ip_allowed(ip("127.0.0.1")));
+    let range_only = OutboundPolicy { allowed_cidrs: listed, ..OutboundPolicy::default() };
+    assert!(!range_only.is_ip_allowed(ip("127.0.0.1")));
     // Named loopback stays refused: the name list runs before DNS.
     assert_eq!(policy.validate_url("https://localhost:8080/").err(), Some(SsrfError::HostNotAllowed));
 }

@@ -14,12 +14,12 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-// 0004 (agents) is reserved for work on another branch.
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../../schema/0001_foundation.sql") },
     Migration { version: 2, name: "audit", sql: include_str!("../../schema/0002_audit.sql") },
     Migration { version: 3, name: "projects", sql: include_str!("../../schema/0003_projects.sql") },
     Migration { version: 4, name: "agents", sql: include_str!("../../schema/0004_agents.sql") },
+    Migration { version: 5, name: "notifications", sql: include_str!("../../schema/0005_notifications.sql") },
 ];
 
 /// Arbitrary constant naming "palisade migrations" in pg_advisory_lock.

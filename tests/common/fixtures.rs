@@ -198,3 +198,42 @@ impl TestServer {
         }
     }
 }
+
+/// Notification fixtures, written through the library (no HTTP, no
+/// validation: a fixture may hold a destination the policy refuses at send).
+impl TestServer {
+    /// A webhook channel to `url`, its secrets encrypted as the API would.
+    pub async fn make_channel(&self, project: Uuid, name: &str, url: &str) -> Uuid {
+        use palisade::store::notify_channels::{insert, ChannelWrite};
+        let st = self.state();
+        let id = Uuid::new_v4();
+        let secrets = serde_json::json!({ "url": url, "secret": "fixture-signing-secret-0123456789" });
+        let blob = st.deliverer.cipher.encrypt(project, id, secrets.to_string().as_bytes()).unwrap();
+        let keys = vec!["secret".to_string(), "url".to_string()];
+        let w = ChannelWrite {
+            name,
+            config: &serde_json::json!({}),
+            destination: "https://fixture.example",
+            secrets: &blob,
+            secret_keys: &keys,
+            enabled: true,
+        };
+        let conn = st.db.conn().await.unwrap();
+        insert(&conn, id, project, "webhook", &w, None, st.clock.now()).await.unwrap().id
+    }
+
+    /// A `task.failed` rule sending to `channel`.
+    pub async fn make_rule(&self, project: Uuid, name: &str, channel: Uuid) -> Uuid {
+        use palisade::store::notify_rules::{insert, RuleWrite};
+        let st = self.state();
+        let w = RuleWrite {
+            name,
+            trigger: "task.failed",
+            filters: &serde_json::json!({}),
+            cooldown_secs: 300,
+            enabled: true,
+        };
+        let conn = st.db.conn().await.unwrap();
+        insert(&conn, project, &w, &[channel], None, st.clock.now()).await.unwrap().id
+    }
+}

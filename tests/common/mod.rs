@@ -4,8 +4,10 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
+pub mod fake_dns;
 pub mod fixtures;
 pub mod process;
+pub mod receiver;
 pub mod smtp_sink;
 
 use std::collections::HashMap;
@@ -146,10 +148,33 @@ impl TestServer {
         data_dir: tempdir::Dir,
         extra: &[(&str, &str)],
     ) -> Result<TestServer, (String, TestDb, tempdir::Dir)> {
+        TestServer::try_start_with_options(db, data_dir, extra, server::Options::default()).await
+    }
+
+    /// Start with a resolver the test controls for every outbound name.
+    pub async fn start_with_dns(
+        db: TestDb,
+        data_dir: tempdir::Dir,
+        extra: &[(&str, &str)],
+        dns: Arc<fake_dns::FakeDns>,
+    ) -> TestServer {
+        let options = server::Options { resolver: Some(dns) };
+        TestServer::try_start_with_options(db, data_dir, extra, options)
+            .await
+            .map_err(|(e, _, _)| e)
+            .expect("server starts")
+    }
+
+    pub async fn try_start_with_options(
+        db: TestDb,
+        data_dir: tempdir::Dir,
+        extra: &[(&str, &str)],
+        options: server::Options,
+    ) -> Result<TestServer, (String, TestDb, tempdir::Dir)> {
         init_logging();
         let clock = ManualClock::new();
         let config = config_with(&db.url, data_dir.path(), extra);
-        match server::start(config, clock.clone()).await {
+        match server::start_with(config, clock.clone(), options).await {
             Ok(running) => {
                 let base = format!("http://{}", running.addr);
                 Ok(TestServer { running: Some(running), base, clock, db, data_dir })
