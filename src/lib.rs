@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod fd_limit;
 pub mod fleet;
 pub mod http_server;
 pub mod notify;

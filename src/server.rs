@@ -357,6 +357,7 @@ impl Running {
 
 /// `palisade serve`: run until SIGINT or SIGTERM.
 pub async fn serve(config: Config, clock: SharedClock) -> Result<(), ServerError> {
+    crate::fd_limit::raise_and_report();
     let running = start(config, clock).await?;
     wait_for_signal().await;
     tracing::info!("shutdown signal received; draining");
