@@ -1,6 +1,6 @@
 //! Audit log benchmarks (see BENCHMARKS.md for results and the machine).
 //!
-//!   cargo run --release --example audit_bench -- append [seconds]
+//!   cargo run --release --example audit_bench -- append [seconds] [levels, e.g. 1,16,64,256]
 //!   cargo run --release --example audit_bench -- verify [rows]
 //!
 //! Uses a fresh database on PALISADE_BENCH_DATABASE_URL (default: the local
@@ -60,8 +60,8 @@ fn event(i: u64) -> AuditEvent {
         .details(json!({ "fields": ["display_name"], "n": i }))
 }
 
-async fn append(seconds: u64) {
-    for concurrency in [1usize, 16, 64] {
+async fn append(seconds: u64, levels: Vec<usize>) {
+    for concurrency in levels {
         let (url, name) = fresh_db().await;
         let db = Db::connect(&url, 4).unwrap();
         migrate::run(&db).await.unwrap();
@@ -183,8 +183,15 @@ async fn verify(rows: i64) {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("append") => append(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10)).await,
+        Some("append") => {
+            // Optional third argument: concurrency levels, e.g. `1,16,64,256`.
+            let levels = args
+                .get(3)
+                .map(|l| l.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+                .unwrap_or_else(|| vec![1, 16, 64]);
+            append(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10), levels).await
+        }
         Some("verify") => verify(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1_000_000)).await,
-        _ => eprintln!("usage: audit_bench append [seconds] | verify [rows]"),
+        _ => eprintln!("usage: audit_bench append [seconds] [levels] | verify [rows]"),
     }
 }
