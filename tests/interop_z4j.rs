@@ -7,7 +7,8 @@
 //! run claims and flushes. Everything is then checked through the REST API
 //! (and the tables, for the secret): final task states, redaction, a retry
 //! that re-runs a failed RQ job, cancel and purge as each adapter allows,
-//! and a corrupted frame (through a proxy) closing 4403 and the agent
+//! one signed webhook per failing task (cooldown holding the repeat), and
+//! a corrupted frame (through a proxy) closing 4403 and the agent
 //! reconnecting. Waits poll observed state with generous deadlines.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::process::{env_for, ServerProcess};
+use common::receiver::Receiver;
+use common::webhook::{allow, receiver_verifies, webhook_rule, WEBHOOK_SECRET};
 use common::{tempdir, Browser, TestDb, ADMIN_EMAIL, ADMIN_PASSWORD, SECRET};
 use interop_support::procs::Proc;
 use interop_support::proxy::FlipProxy;
@@ -121,6 +124,9 @@ async fn real_z4j_agents_work_against_palisade() {
     let mut proxy = FlipProxy::bind().await;
     let mut env = env_for(&db.url, &private_dir(dir.path(), "palisade"), SECRET);
     env.push(("PALISADE_ALLOWED_HOSTS", proxy.addr.to_string()));
+    // A webhook receiver the operator's allow-list admits (loopback, plain HTTP).
+    let rx = Receiver::start().await;
+    env.extend(allow(rx.port()));
     if let Ok(filter) = std::env::var("PALISADE_INTEROP_LOG") {
         env.push(("PALISADE_LOG", filter));
     }
@@ -136,6 +142,7 @@ async fn real_z4j_agents_work_against_palisade() {
     assert_eq!(r.status, 201, "{}", r.text);
     let r = admin.post("/api/v1/projects", json!({ "slug": SLUG, "name": "Interop" })).await;
     assert_eq!(r.status, 201, "{}", r.text);
+    webhook_rule(&mut admin, SLUG, rx.port(), "task.failed", 3600).await;
     let (rq_agent, rq_creds) = mint_agent(&mut admin, "rq-workers").await;
     let (dq_agent, dq_creds) = mint_agent(&mut admin, "dramatiq-workers").await;
 
@@ -187,6 +194,7 @@ async fn real_z4j_agents_work_against_palisade() {
     assert!(!proxy.state.extension_negotiated.load(std::sync::atomic::Ordering::SeqCst), "frames must be plain");
 
     let rq = jobs_reach_final_states(&mut run).await;
+    failures_notify_once_per_task(&rx).await;
     retry_reruns_the_failed_job(&mut run, &rq["flaky"]).await;
     cancel_removes_a_queued_rq_job(&mut run, &rq["boom2"]).await;
     purge_empties_the_parked_rq_queue(&mut run).await;
@@ -197,6 +205,26 @@ async fn real_z4j_agents_work_against_palisade() {
     eprintln!("interop timings (s): {:?}", run.timings);
     // Workers stop before the server, the database and the Redis claims go.
     drop((rq_worker, dq_worker));
+}
+
+/// The real agents' failures reach the webhook receiver signed, one message
+/// per failing task: the two `rq_tasks.boom` failures fall inside the rule's
+/// one-hour cooldown, so the second sends nothing.
+async fn failures_notify_once_per_task(rx: &Receiver) {
+    rx.wait_for(3, std::time::Duration::from_secs(30)).await;
+    // Anything the cooldown let through would arrive within this pause.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let got = rx.all();
+    let mut names: Vec<String> =
+        got.iter().map(|r| r.json()["task"]["name"].as_str().unwrap_or("").to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["declined", "rq_tasks.boom", "rq_tasks.flaky"], "one webhook per failing task");
+    for hook in &got {
+        assert!(receiver_verifies(hook, WEBHOOK_SECRET), "signature does not verify: {:?}", hook.json());
+        let body = hook.json();
+        assert_eq!((body["trigger"].as_str(), body["project_slug"].as_str()), (Some("task.failed"), Some(SLUG)));
+        assert_eq!(body["suppressed"], 0, "{body}");
+    }
 }
 
 /// Succeeding, failing and secret-carrying jobs on both engines end in the

@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod process;
 pub mod receiver;
 pub mod smtp_sink;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::Arc;
