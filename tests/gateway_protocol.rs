@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::agent::{self, next, Got, TestAgent};
 use common::*;
 use futures_util::SinkExt;
+use palisade::clock::Clock;
 use palisade::security::frame::{self, FrameKind};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -139,7 +140,10 @@ async fn replayed_stale_forged_and_misbound_frames_close_4403_and_are_audited() 
     // 2. A stale and 3. a future timestamp (more than 60 s off).
     for offset in [-61i64, 61] {
         let mut ag = connect().await.unwrap();
-        let ts = frame::format_ts(chrono::Utc::now() + chrono::Duration::seconds(offset));
+        // Relative to the server's clock, which stands still in tests: real
+        // time has moved on since it was read, so `Utc::now() - 61 s` can
+        // already be inside the window on a slow machine.
+        let ts = frame::format_ts(srv.clock.now() + chrono::Duration::seconds(offset));
         let f = ag.frame_with(FrameKind::Heartbeat, "hb_1", hb(), &ts, &frame::new_nonce(), 1);
         ag.send_raw(f).await;
         assert_eq!(ag.expect_close(T).await, 4403, "timestamp {offset}s off");
