@@ -194,7 +194,7 @@ pub async fn list(req: Req) -> Result<Response, ApiError> {
     let conn = req.state.db.conn().await?;
     let rows =
         store::list(&conn, project_id, q.status.as_deref(), q.before, q.limit.unwrap_or(50).clamp(1, 500)).await?;
-    Ok(reply::ok(&json!({ "commands": rows })))
+    Ok(reply::ok(&reply::Listing::of("commands", &rows)))
 }
 
 pub async fn get(req: Req) -> Result<Response, ApiError> {

@@ -189,5 +189,5 @@ pub async fn deliveries(req: Req) -> Result<Response, ApiError> {
     let conn = req.state.db.conn().await?;
     let rows =
         notify_outbox::recent(&conn, project_id, q.status.as_deref(), q.limit.unwrap_or(100).clamp(1, 500)).await?;
-    Ok(reply::ok(&json!({ "deliveries": rows })))
+    Ok(reply::ok(&reply::Listing::of("deliveries", &rows)))
 }

@@ -28,6 +28,39 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     }
 }
 
+/// `{ "<key>": [rows…] }`, optionally with one cursor entry, written straight
+/// from the rows. Going through `json!` first builds a `serde_json::Value`
+/// tree per row (a map and a String per field), which was the largest cost
+/// of the task list in a profile at 1,000,000 tasks.
+pub struct Listing<'a, T, C = ()> {
+    key: &'static str,
+    rows: &'a [T],
+    next: Option<(&'static str, &'a C)>,
+}
+
+impl<'a, T: Serialize> Listing<'a, T> {
+    pub fn of(key: &'static str, rows: &'a [T]) -> Listing<'a, T> {
+        Listing { key, rows, next: None }
+    }
+
+    /// Add the pagination entry (written even when its value is `None`).
+    pub fn next<C: Serialize>(self, key: &'static str, value: &'a C) -> Listing<'a, T, C> {
+        Listing { key: self.key, rows: self.rows, next: Some((key, value)) }
+    }
+}
+
+impl<T: Serialize, C: Serialize> Serialize for Listing<'_, T, C> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1 + usize::from(self.next.is_some())))?;
+        map.serialize_entry(self.key, self.rows)?;
+        if let Some((key, value)) = self.next {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
 pub fn ok<T: Serialize>(body: &T) -> Response {
     json(StatusCode::OK, body)
 }

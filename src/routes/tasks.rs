@@ -3,14 +3,14 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::reply;
 use super::request::Req;
 use super::router::Response;
 use crate::error::ApiError;
-use crate::store::tasks::{self as store, Cursor, TaskFilter, TaskRow};
+use crate::store::tasks::{self as store, Cursor, TaskFilter};
 
 const MAX_PAGE: i64 = 200;
 
@@ -33,16 +33,6 @@ fn decode_cursor(s: &str) -> Result<Cursor, ApiError> {
         (parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?);
     let at = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| bad())?.with_timezone(&chrono::Utc);
     Ok(Cursor { at, engine: engine.to_string(), task_id: task_id.to_string() })
-}
-
-/// A page of the task list, serialised straight from the rows: going
-/// through `json!` first built a `serde_json::Value` tree per row (a
-/// BTreeMap and a String per field), which was the largest cost of the
-/// request in a profile at 1,000,000 tasks.
-#[derive(Serialize)]
-struct TaskPage<'a> {
-    tasks: &'a [TaskRow],
-    next_cursor: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -87,7 +77,7 @@ pub async fn list(req: Req) -> Result<Response, ApiError> {
     } else {
         None
     };
-    Ok(reply::ok(&TaskPage { tasks: &rows, next_cursor: next }))
+    Ok(reply::ok(&reply::Listing::of("tasks", &rows).next("next_cursor", &next)))
 }
 
 pub async fn get(req: Req) -> Result<Response, ApiError> {
@@ -126,7 +116,7 @@ pub async fn events(req: Req) -> Result<Response, ApiError> {
     let conn = req.state.db.conn().await?;
     let rows = store::events(&conn, project_id, q.kind.as_deref(), q.before, limit).await?;
     let next = if rows.len() as i64 == limit { rows.last().map(|e| e.received_at) } else { None };
-    Ok(reply::ok(&json!({ "events": rows, "next_before": next })))
+    Ok(reply::ok(&reply::Listing::of("events", &rows).next("next_before", &next)))
 }
 
 #[cfg(test)]
