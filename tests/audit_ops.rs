@@ -436,3 +436,48 @@ async fn security_events_each_leave_a_row() {
     }
     srv.shutdown().await;
 }
+
+/// An action and its audit row share fate: when PostgreSQL refuses the
+/// audit INSERT, the caller is told the action did not happen, the change
+/// is not visible, no connection is left inside a transaction, and the next
+/// action is recorded on an unbroken chain.
+#[tokio::test]
+async fn an_action_whose_audit_row_fails_is_not_done() {
+    let srv = TestServer::start().await;
+    let mut admin = srv.admin().await;
+    let c = srv.db.client().await;
+    let before = contiguous(&c).await;
+    c.batch_execute(
+        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'simulated audit storage failure'; END $$;
+         CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit();",
+    )
+    .await
+    .unwrap();
+
+    let r = admin.patch("/api/v1/auth/me", json!({ "display_name": "Must Not Stick" })).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("not performed"), "{:?}", r.body);
+    let me = admin.get("/api/v1/auth/me").await;
+    assert_ne!(me.body["user"]["display_name"], "Must Not Stick", "the change was rolled back with its audit row");
+    assert_eq!(contiguous(&c).await, before);
+    let stuck: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stuck, 0, "a failed append leaves no open transaction behind");
+
+    c.batch_execute("DROP TRIGGER refuse_audit ON audit_log").await.unwrap();
+    let r = admin.patch("/api/v1/auth/me", json!({ "display_name": "Sticks Now" })).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(admin.get("/api/v1/auth/me").await.body["user"]["display_name"], "Sticks Now");
+    assert_eq!(contiguous(&c).await, before + 1);
+    let (db, dir) = srv.stop().await;
+    let report = verify_dir(&db.url, dir.path(), &keys_for(SECRET, &[])).await;
+    assert!(report.intact, "{:?}", report.finding);
+}

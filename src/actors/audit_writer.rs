@@ -144,29 +144,28 @@ impl WriterState {
         &mut self,
         batch: &[(AuditEvent, Option<Reply<i64>>)],
     ) -> Result<Vec<Result<i64, AuditError>>, AuditError> {
-        let mut conn = self.args.db.conn().await?;
-        let tx = conn.transaction().await.map_err(StoreError::from)?;
-        store::lock_chain(&tx).await?;
-        let (mut seq, mut prev) = store::head(&tx).await?.unwrap_or((0, GENESIS));
-        let now = self.args.clock.now();
-        let mut rows = Vec::with_capacity(batch.len());
-        let mut results = Vec::with_capacity(batch.len());
-        for (event, _) in batch {
-            match row_for(event, seq + 1, prev, now, &self.args.keys) {
-                Ok(row) => {
-                    seq = row.seq;
-                    prev = row.row_hmac;
-                    results.push(Ok(row.seq));
-                    rows.push(row);
+        let conn = self.args.db.conn().await?;
+        let (now, keys) = (self.args.clock.now(), &self.args.keys);
+        let ((seq, prev), results) = store::append(conn, |head| {
+            let (mut seq, mut prev) = head.unwrap_or((0, GENESIS));
+            let mut rows = Vec::with_capacity(batch.len());
+            let mut results = Vec::with_capacity(batch.len());
+            for (event, _) in batch {
+                match row_for(event, seq + 1, prev, now, keys) {
+                    Ok(row) => {
+                        seq = row.seq;
+                        prev = row.row_hmac;
+                        results.push(Ok(row.seq));
+                        rows.push(row);
+                    }
+                    Err(e) => results.push(Err(e)),
                 }
-                Err(e) => results.push(Err(e)),
             }
-        }
-        if !rows.is_empty() {
-            store::insert_batch(&tx, &rows).await?;
-        }
-        tx.commit().await.map_err(StoreError::from)?;
-        if !rows.is_empty() {
+            (rows, ((seq, prev), results))
+        })
+        .await?;
+        let wrote = results.iter().any(Result::is_ok);
+        if wrote {
             self.head = (seq, prev);
             if self.floor.0 == 0 {
                 self.floor = (1, GENESIS);

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Object};
 use futures_util::{Stream, StreamExt};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -67,13 +67,13 @@ pub fn from_row(r: &Row) -> AuditRow {
 }
 
 pub async fn lock_chain(c: &impl GenericClient) -> Result<(), StoreError> {
-    c.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK]).await?;
+    c.execute(LOCK_SQL, &[&CHAIN_LOCK]).await?;
     Ok(())
 }
 
 /// (seq, row_hmac) of the newest row.
 pub async fn head(c: &impl GenericClient) -> Result<Option<(i64, [u8; 32])>, StoreError> {
-    let row = c.query_opt("SELECT seq, row_hmac FROM audit_log ORDER BY seq DESC LIMIT 1", &[]).await?;
+    let row = c.query_opt(HEAD_SQL, &[]).await?;
     Ok(row.map(|r| (r.get(0), hash32(r.get::<_, Vec<u8>>(1)))))
 }
 
@@ -88,8 +88,77 @@ pub async fn row_at(c: &impl GenericClient, seq: i64) -> Result<Option<AuditRow>
     Ok(c.query_opt(&sql, &[&seq]).await?.map(|r| from_row(&r)))
 }
 
+const HEAD_SQL: &str = "SELECT seq, row_hmac FROM audit_log ORDER BY seq DESC LIMIT 1";
+const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
+
+/// Closes the connection (so PostgreSQL rolls the transaction back) unless
+/// the append finished: an error or a cancelled future never hands a
+/// connection with an open transaction back to the pool.
+struct OpenTx(Option<Object>);
+
+impl Drop for OpenTx {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(Object::take(conn));
+        }
+    }
+}
+
+/// One append transaction in two round trips instead of seven: BEGIN, the
+/// chain lock and the head read go out together (tokio-postgres pipelines
+/// requests polled together, and PostgreSQL runs them in order), then the
+/// INSERT and COMMIT go out together. If the INSERT fails, PostgreSQL turns
+/// the COMMIT into a rollback and the INSERT's error is what we return, so
+/// nothing is reported committed that was not. `build` gets the head read
+/// under the lock and returns the rows that extend it.
+pub async fn append<T>(
+    conn: Object,
+    build: impl FnOnce(Option<(i64, [u8; 32])>) -> (Vec<AuditRow>, T),
+) -> Result<T, StoreError> {
+    let mut guard = OpenTx(Some(conn));
+    let Some(c) = guard.0.as_ref() else {
+        return Err(StoreError::Unavailable("no connection".into()));
+    };
+    let lock = c.prepare_cached(LOCK_SQL).await?;
+    let head = c.prepare_cached(HEAD_SQL).await?;
+    let insert = c.prepare_cached(&insert_sql()).await?;
+    let (begun, locked, head) =
+        tokio::join!(c.batch_execute("BEGIN"), c.execute(&lock, &[&CHAIN_LOCK]), c.query_opt(&head, &[]));
+    begun?;
+    locked?;
+    let head = head?.map(|r| (r.get(0), hash32(r.get::<_, &[u8]>(1))));
+    let (rows, out) = build(head);
+    if rows.is_empty() {
+        c.batch_execute("COMMIT").await?;
+    } else {
+        let (inserted, committed) = tokio::join!(execute_insert(c, &insert, &rows), c.batch_execute("COMMIT"));
+        inserted?;
+        committed?;
+    }
+    // Finished: the connection goes back to the pool with no transaction.
+    drop(guard.0.take());
+    Ok(out)
+}
+
+fn insert_sql() -> String {
+    format!(
+        "INSERT INTO audit_log ({COLUMNS}) SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], \
+         $4::text[], $5::text[], $6::uuid[], $7::text[], $8::text[], $9::text[], $10::inet[], $11::text[], \
+         $12::text[], $13::text[], $14::bytea[], $15::bytea[])"
+    )
+}
+
 /// One multi-row INSERT for a whole group-commit batch.
 pub async fn insert_batch(c: &impl GenericClient, rows: &[AuditRow]) -> Result<(), StoreError> {
+    let stmt = c.prepare_cached(&insert_sql()).await?;
+    execute_insert(c, &stmt, rows).await
+}
+
+async fn execute_insert(
+    c: &impl GenericClient,
+    stmt: &tokio_postgres::Statement,
+    rows: &[AuditRow],
+) -> Result<(), StoreError> {
     let seq: Vec<i64> = rows.iter().map(|r| r.seq).collect();
     let at: Vec<DateTime<Utc>> = rows.iter().map(|r| r.occurred_at).collect();
     let kind: Vec<&str> = rows.iter().map(|r| r.actor_kind.as_str()).collect();
@@ -105,15 +174,8 @@ pub async fn insert_batch(c: &impl GenericClient, rows: &[AuditRow]) -> Result<(
     let key: Vec<&str> = rows.iter().map(|r| r.key_id.as_str()).collect();
     let prev: Vec<&[u8]> = rows.iter().map(|r| r.prev_hmac.as_slice()).collect();
     let mac: Vec<&[u8]> = rows.iter().map(|r| r.row_hmac.as_slice()).collect();
-    let stmt = c
-        .prepare_cached(&format!(
-            "INSERT INTO audit_log ({COLUMNS}) SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], \
-             $4::text[], $5::text[], $6::uuid[], $7::text[], $8::text[], $9::text[], $10::inet[], $11::text[], \
-             $12::text[], $13::text[], $14::bytea[], $15::bytea[])"
-        ))
-        .await?;
     c.execute(
-        &stmt,
+        stmt,
         &[&seq, &at, &kind, &actor, &action, &project, &ttype, &tid, &outcome, &ip, &req, &details, &key, &prev, &mac],
     )
     .await?;
