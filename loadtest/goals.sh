@@ -36,7 +36,7 @@ work="$(mktemp -d /tmp/palisade-goals.XXXXXX)"
 chmod 711 "$work"
 
 if [ -z "${GOALS_NO_BUILD:-}" ]; then
-  cargo build --release -p palisade -p palisade-loadtest --example login_bench
+  cargo build --release -p palisade -p palisade-loadtest --bins --example login_bench
 fi
 psql "$pg/postgres" -Atqc 'select 1' >/dev/null || { echo "no PostgreSQL at $pg"; exit 2; }
 

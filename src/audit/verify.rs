@@ -3,8 +3,6 @@
 //! verify`, `GET /api/v1/audit/verify` and (from the newest checkpoint
 //! forward) by the writer at start-up.
 
-use std::time::Instant;
-
 use futures_util::StreamExt;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
@@ -79,7 +77,7 @@ pub struct Walker<'k> {
     pub last: Option<(i64, [u8; 32])>,
 }
 
-fn finding(seq: i64, reason: Reason, detail: impl Into<String>) -> Finding {
+pub(super) fn finding(seq: i64, reason: Reason, detail: impl Into<String>) -> Finding {
     Finding { seq, reason, detail: detail.into() }
 }
 
@@ -87,6 +85,11 @@ impl<'k> Walker<'k> {
     /// Start expecting row `seq` to chain from `prev`.
     pub fn new(keys: &'k AuditKeys, seq: i64, prev: [u8; 32]) -> Walker<'k> {
         Walker { keys, next_seq: seq, prev, scratch: Vec::with_capacity(512), rows: 0, last: None }
+    }
+
+    /// The seq this walker expects next.
+    pub fn next_seq(&self) -> i64 {
+        self.next_seq
     }
 
     pub fn push(&mut self, row: &RowView<'_>) -> Result<(), Finding> {
@@ -116,7 +119,7 @@ impl<'k> Walker<'k> {
 
 /// Where the retained log must start: seq 1 from genesis, or a prune
 /// boundary and its anchor recorded in a signed checkpoint.
-fn start_for(first_row_seq: i64, checkpoints: &[Checkpoint]) -> Option<(i64, [u8; 32])> {
+pub(super) fn start_for(first_row_seq: i64, checkpoints: &[Checkpoint]) -> Option<(i64, [u8; 32])> {
     if first_row_seq == 1 {
         return Some((1, GENESIS));
     }
@@ -124,7 +127,7 @@ fn start_for(first_row_seq: i64, checkpoints: &[Checkpoint]) -> Option<(i64, [u8
 }
 
 /// Compare the walked table with the checkpoints.
-fn against_checkpoints(
+pub(super) fn against_checkpoints(
     last: Option<(i64, [u8; 32])>,
     checkpoints: &[Checkpoint],
     at_seq: &[(i64, [u8; 32])],
@@ -161,106 +164,15 @@ fn against_checkpoints(
 }
 
 /// Verify the whole retained table. `progress` is called every 64k rows.
-///
-/// The walk runs on its own thread with a single-threaded runtime and its
-/// own connection: tokio-postgres hands every row from its connection task
-/// to the reader, and with both on one thread that costs no cross-thread
-/// wake-up per row (it more than doubled throughput).
+/// Large tables are walked in parallel segments (see `scan`); the answer is
+/// the one a single in-order walk gives.
 pub async fn verify_table(
     db: &crate::store::Db,
     keys: &AuditKeys,
     checkpoints: &[Checkpoint],
     progress: impl FnMut(u64) + Send + 'static,
 ) -> Result<Report, StoreError> {
-    let (config, keys, checkpoints) = (db.config().clone(), keys.clone(), checkpoints.to_vec());
-    let joined = tokio::task::spawn_blocking(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        rt.block_on(async move {
-            let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
-            let driver = tokio::spawn(conn);
-            let report = walk_table(&client, &keys, &checkpoints, progress).await;
-            drop(client);
-            let _ = driver.await;
-            report
-        })
-    })
-    .await;
-    joined.map_err(|e| StoreError::Unavailable(e.to_string()))?
-}
-
-async fn walk_table(
-    client: &tokio_postgres::Client,
-    keys: &AuditKeys,
-    checkpoints: &[Checkpoint],
-    mut progress: impl FnMut(u64),
-) -> Result<Report, StoreError> {
-    let started = Instant::now();
-    let r = client.query_one("SELECT min(seq), max(seq) FROM audit_log", &[]).await?;
-    let bounds = r.get::<_, Option<i64>>(0).zip(r.get::<_, Option<i64>>(1));
-    let mut report = Report {
-        intact: true,
-        rows_checked: 0,
-        first_seq: bounds.map(|b| b.0),
-        last_seq: bounds.map(|b| b.1),
-        checkpoints: checkpoints.len(),
-        newest_checkpoint_seq: checkpoints.last().map(|c| c.seq),
-        finding: None,
-        elapsed_ms: 0,
-    };
-    // Checkpoint seqs we must look at while walking (deduplicated).
-    let mut wanted: Vec<i64> = checkpoints.iter().map(|c| c.seq).filter(|s| *s > 0).collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let mut seen_at: Vec<(i64, [u8; 32])> = Vec::new();
-    let mut last = None;
-    if let Some((first, _)) = bounds {
-        let Some((start_seq, anchor)) = start_for(first, checkpoints) else {
-            report.intact = false;
-            report.finding = Some(finding(
-                1,
-                Reason::Gap,
-                format!("log starts at row {first}, and no signed checkpoint records a prune to there"),
-            ));
-            report.elapsed_ms = started.elapsed().as_millis() as u64;
-            return Ok(report);
-        };
-        let mut walker = Walker::new(keys, start_seq, anchor);
-        let stream = store::stream_rows_from(client, first).await?;
-        let mut stream = std::pin::pin!(stream);
-        let mut wanted_iter = wanted.iter().peekable();
-        while let Some(row) = stream.next().await {
-            let row = row?;
-            let view = store::view(&row);
-            if let Err(f) = walker.push(&view) {
-                report.intact = false;
-                report.rows_checked = walker.rows;
-                report.finding = Some(f);
-                report.elapsed_ms = started.elapsed().as_millis() as u64;
-                return Ok(report);
-            }
-            while wanted_iter.peek().is_some_and(|s| **s < view.seq) {
-                wanted_iter.next();
-            }
-            if wanted_iter.peek() == Some(&&view.seq) {
-                seen_at.push((view.seq, view.row_hmac));
-            }
-            if walker.rows.is_multiple_of(65_536) {
-                progress(walker.rows);
-            }
-        }
-        report.rows_checked = walker.rows;
-        last = walker.last;
-    }
-    progress(report.rows_checked);
-    if let Some(f) = against_checkpoints(last, checkpoints, &seen_at) {
-        report.intact = false;
-        report.finding = Some(f);
-    }
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
+    super::scan::verify_segmented(db, keys, checkpoints, None, progress).await
 }
 
 /// Start-up check: the row the newest checkpoint names must still be there

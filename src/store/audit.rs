@@ -182,10 +182,14 @@ async fn execute_insert(
     Ok(())
 }
 
-/// Raw rows with `seq >= from` in order, streamed (constant memory).
-pub async fn stream_rows_from(c: &tokio_postgres::Client, from: i64) -> Result<tokio_postgres::RowStream, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq >= $1 ORDER BY seq");
-    Ok(c.query_raw(&sql, [&from]).await?)
+/// Raw rows with `from <= seq <= to` in order, streamed (constant memory).
+pub async fn stream_range(
+    c: &tokio_postgres::Client,
+    from: i64,
+    to: i64,
+) -> Result<tokio_postgres::RowStream, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq >= $1 AND seq <= $2 ORDER BY seq");
+    Ok(c.query_raw(&sql, [&from, &to]).await?)
 }
 
 /// Rows with `seq >= from` in order, streamed (constant memory).
