@@ -63,6 +63,9 @@ pub struct Config {
     pub security_contact: String,
     pub audit_allow_broken_chain: bool,
     pub audit_checkpoint_interval: Duration,
+    /// How often the whole chain is re-verified in the background; None
+    /// turns the scheduled check off.
+    pub audit_verify_interval: Option<Duration>,
     pub agent_idle_timeout: Duration,
     pub agent_hello_timeout: Duration,
     pub agent_body_bytes: usize,
@@ -163,6 +166,14 @@ impl Config {
             security_contact: var("PALISADE_SECURITY_CONTACT")
                 .unwrap_or_else(|| format!("mailto:security@{}", public_url_host(&var("PALISADE_PUBLIC_URL")))),
             audit_allow_broken_chain: matches!(var("PALISADE_AUDIT_ALLOW_BROKEN_CHAIN").as_deref(), Some("1" | "true")),
+            audit_verify_interval: Some(secs(
+                var("PALISADE_AUDIT_VERIFY_SECS"),
+                3_600,
+                0,
+                7 * 86_400,
+                "PALISADE_AUDIT_VERIFY_SECS",
+            )?)
+            .filter(|d| !d.is_zero()),
             audit_checkpoint_interval: Duration::from_millis(bounded(
                 var("PALISADE_AUDIT_CHECKPOINT_MS"),
                 1_000,
@@ -366,6 +377,16 @@ mod tests {
             cfg(&[("PALISADE_ENV", "dev"), ("PALISADE_BIND", "0.0.0.0:7700")]),
             Err(ConfigError::DevNonLoopback(_))
         ));
+    }
+
+    #[test]
+    fn the_scheduled_audit_check_is_hourly_and_can_be_turned_off() {
+        let dev = [("PALISADE_ENV", "dev")];
+        assert_eq!(cfg(&dev).unwrap().audit_verify_interval, Some(Duration::from_secs(3_600)));
+        let off = cfg(&[dev[0], ("PALISADE_AUDIT_VERIFY_SECS", "0")]).unwrap();
+        assert_eq!(off.audit_verify_interval, None);
+        let err = cfg(&[dev[0], ("PALISADE_AUDIT_VERIFY_SECS", "-5")]).err().unwrap();
+        assert!(err.to_string().starts_with("PALISADE_AUDIT_VERIFY_SECS"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::actors::audit_watch::{AuditWatch, WatchArgs};
 use crate::actors::audit_writer::{AuditMsg, AuditWriter, AuditWriterArgs};
 use crate::actors::dispatcher::{Dispatcher, DispatcherMsg};
 use crate::actors::ingest::{Budget, Ingest, IngestArgs, IngestMsg};
@@ -296,6 +297,13 @@ pub async fn start_with(mut config: Config, clock: SharedClock, options: Options
         move || (Notifier, NotifierArgs { st: st.clone(), db: db.clone() })
     });
     start_late(&supervisor, notifier_spec).await?;
+    if let Some(every) = state.config.audit_verify_interval {
+        let watch = child("audit watch", Slot::new("audit watch"), {
+            let st = state.clone();
+            move || (AuditWatch, WatchArgs { st: st.clone(), every })
+        });
+        start_late(&supervisor, watch).await?;
+    }
     crate::outbound::policy_log::record(&state).await.map_err(ServerError::Actors)?;
 
     let setup_token = first_boot(&state).await?;

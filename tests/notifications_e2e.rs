@@ -209,3 +209,38 @@ async fn agents_going_offline_commands_failing_lockouts_and_tampering_each_notif
     assert!(got.iter().all(|r| receiver_verifies(r, SECRET)));
     srv.shutdown().await;
 }
+
+/// Nobody asks for a verification: the scheduled audit watch finds a row
+/// edited behind the server's back within one interval, sends one signed
+/// `audit.verify_failed` webhook naming the row, and does not repeat it
+/// for the same finding on later passes.
+#[tokio::test]
+async fn the_scheduled_audit_watch_reports_tampering_once() {
+    let rx = Receiver::start().await;
+    let allowed = allow(rx.port());
+    let mut env = refs(&allowed);
+    env.push(("PALISADE_AUDIT_VERIFY_SECS", "1"));
+    let srv = TestServer::start_with(&env).await;
+    let (mut admin, _a, _b) = srv.fleets().await;
+    webhook_rule(&mut admin, "alpha", rx.port(), "audit.verify_failed", 0).await;
+    // An intact chain: passes go by without a message.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(rx.count(), 0, "an intact chain raised an alert");
+
+    let c = srv.db.client().await;
+    let seq: i64 = c.query_one("SELECT min(seq) + 1 FROM audit_log", &[]).await.unwrap().get(0);
+    c.batch_execute(&format!(
+        "SET session_replication_role = replica;
+         UPDATE audit_log SET details = '{{\"edited\":true}}' WHERE seq = {seq}"
+    ))
+    .await
+    .unwrap();
+    let got = rx.wait_for(1, T).await;
+    assert_eq!(got[0].json()["trigger"], "audit.verify_failed");
+    assert_eq!(got[0].json()["detail"], format!("Finding: hmac_mismatch at row {seq}"));
+    assert!(receiver_verifies(&got[0], SECRET));
+    // Three more passes over the same broken row: no second message.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(rx.count(), 1, "the same finding was announced again");
+    srv.shutdown().await;
+}

@@ -6,6 +6,7 @@
 
 pub mod agent_inbound;
 pub mod agent_session;
+pub mod audit_watch;
 pub mod audit_writer;
 pub mod dispatcher;
 pub mod ingest;

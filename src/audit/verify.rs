@@ -175,6 +175,33 @@ pub async fn verify_table(
     super::scan::verify_segmented(db, keys, checkpoints, None, progress).await
 }
 
+/// The whole verification with the checkpoints loaded from `sink`: an
+/// edited or unreadable sink is itself a finding (`bad_checkpoint`), not
+/// an error, because it is evidence of tampering.
+pub async fn verify_with_sink(
+    db: &crate::store::Db,
+    keys: &std::sync::Arc<AuditKeys>,
+    sink: std::sync::Arc<dyn super::checkpoint::CheckpointSink>,
+) -> Result<Report, StoreError> {
+    let k = keys.clone();
+    let loaded = tokio::task::spawn_blocking(move || sink.load(&k))
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("checkpoint load: {e}")))?;
+    match loaded {
+        Ok(checkpoints) => verify_table(db, keys, &checkpoints, |_| {}).await,
+        Err(e) => Ok(Report {
+            intact: false,
+            rows_checked: 0,
+            first_seq: None,
+            last_seq: None,
+            checkpoints: 0,
+            newest_checkpoint_seq: None,
+            finding: Some(finding(0, Reason::BadCheckpoint, e.to_string())),
+            elapsed_ms: 0,
+        }),
+    }
+}
+
 /// Start-up check: the row the newest checkpoint names must still be there
 /// unchanged, and everything after it must chain from it. Cheap: it reads
 /// only rows written since the last checkpoint.

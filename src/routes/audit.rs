@@ -8,7 +8,7 @@ use super::reply;
 use super::request::Req;
 use super::router::Response;
 use crate::audit::canonical::{format_time, AuditRow};
-use crate::audit::verify::{self, Finding, Reason, Report};
+use crate::audit::verify::{self, Report};
 use crate::error::{internal, ApiError};
 use crate::security::rbac;
 use crate::store::audit::{self as store, Filter};
@@ -137,25 +137,7 @@ pub async fn list_project(req: Req) -> Result<Response, ApiError> {
 
 /// Run the full verification (same as `palisade audit verify`).
 pub async fn verify_report(st: &crate::state::AppState) -> Result<Report, ApiError> {
-    let sink = st.checkpoint_sink.clone();
-    let keys = st.audit_keys.clone();
-    let loaded = tokio::task::spawn_blocking(move || sink.load(&keys)).await.map_err(internal("checkpoint load"))?;
-    let checkpoints = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(Report {
-                intact: false,
-                rows_checked: 0,
-                first_seq: None,
-                last_seq: None,
-                checkpoints: 0,
-                newest_checkpoint_seq: None,
-                finding: Some(Finding { seq: 0, reason: Reason::BadCheckpoint, detail: e.to_string() }),
-                elapsed_ms: 0,
-            })
-        }
-    };
-    Ok(verify::verify_table(&st.db, &st.audit_keys, &checkpoints, |_| {}).await?)
+    Ok(verify::verify_with_sink(&st.db, &st.audit_keys, st.checkpoint_sink.clone()).await?)
 }
 
 pub async fn verify(req: Req) -> Result<Response, ApiError> {
