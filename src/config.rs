@@ -45,6 +45,9 @@ pub struct Config {
     /// True when no `PALISADE_SECRET` was given in dev and one was minted.
     pub secret_is_ephemeral: bool,
     pub database_url: Option<String>,
+    /// PEM CA bundle that verifies the database server (with
+    /// `sslmode=require`); None: the system's trust store.
+    pub database_ca: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub trusted_proxies: TrustedProxies,
     pub audit_checkpoints: PathBuf,
@@ -129,6 +132,7 @@ impl Config {
             secret_is_ephemeral,
             previous_secrets,
             database_url: var("PALISADE_DATABASE_URL"),
+            database_ca: var("PALISADE_DATABASE_CA").map(PathBuf::from),
             data_dir,
             trusted_proxies,
             audit_checkpoints,

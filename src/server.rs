@@ -88,7 +88,10 @@ pub struct Database {
 impl Database {
     pub async fn open(config: &Config) -> Result<Database, ServerError> {
         match &config.database_url {
-            Some(url) => Ok(Database { db: Db::connect(url, config.db_pool_size)?, embedded: None }),
+            Some(url) => Ok(Database {
+                db: Db::connect_with_ca(url, config.db_pool_size, config.database_ca.as_deref())?,
+                embedded: None,
+            }),
             None => {
                 let pg = EmbeddedPostgres::start(&config.data_dir).await?;
                 let db = Db::from_config(pg.config(), config.db_pool_size)?;

@@ -64,9 +64,7 @@ pub async fn verify_segmented(
     progress: impl FnMut(u64) + Send + 'static,
 ) -> Result<Report, StoreError> {
     let started = Instant::now();
-    let config = db.config().clone();
-    let (coord, conn) = config.connect(tokio_postgres::NoTls).await?;
-    let driver = tokio::spawn(conn);
+    let (coord, driver) = db.dedicated().await?;
     let result = async {
         coord.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
         let r = coord.query_one("SELECT pg_export_snapshot(), min(seq), max(seq) FROM audit_log", &[]).await?;
@@ -92,17 +90,9 @@ pub async fn verify_segmented(
                 return Ok(report);
             };
             let progress: Progress = Arc::new(Mutex::new(progress));
-            let segs = walk_segments(
-                &config,
-                keys,
-                checkpoints,
-                &snapshot,
-                (start_seq, anchor, max),
-                segments,
-                &coord,
-                &progress,
-            )
-            .await?;
+            let segs =
+                walk_segments(db, keys, checkpoints, &snapshot, (start_seq, anchor, max), segments, &coord, &progress)
+                    .await?;
             let joined = join(&segs);
             report.rows_checked = joined.rows;
             if let Some(f) = joined.finding {
@@ -137,7 +127,7 @@ pub async fn verify_segmented(
 /// each has imported the snapshot, then collect the segments in order.
 #[allow(clippy::too_many_arguments)]
 async fn walk_segments(
-    config: &tokio_postgres::Config,
+    db: &crate::store::Db,
     keys: &AuditKeys,
     checkpoints: &[Checkpoint],
     snapshot: &str,
@@ -165,7 +155,7 @@ async fn walk_segments(
         let (tx, rx) = oneshot::channel();
         imported.push(rx);
         let job = Job {
-            config: config.clone(),
+            db: db.clone(),
             keys: keys.clone(),
             snapshot: snapshot.to_string(),
             lo,
@@ -191,7 +181,7 @@ async fn walk_segments(
 }
 
 struct Job {
-    config: tokio_postgres::Config,
+    db: crate::store::Db,
     keys: AuditKeys,
     snapshot: String,
     lo: i64,
@@ -213,8 +203,7 @@ impl Job {
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         rt.block_on(async move {
-            let (client, conn) = self.config.connect(tokio_postgres::NoTls).await?;
-            let driver = tokio::spawn(conn);
+            let (client, driver) = self.db.dedicated().await?;
             let snapshot = self.snapshot.replace('\'', "");
             client
                 .batch_execute(&format!(

@@ -86,19 +86,25 @@ pub fn run_checks(config: &Config) -> Vec<Finding> {
             "embedded PostgreSQL under the data directory; use a managed server with backups for production",
         ),
         Some(url) => {
-            let host = url.parse::<tokio_postgres::Config>().ok().and_then(|c| match c.get_hosts().first() {
+            let parsed = url.parse::<tokio_postgres::Config>().ok();
+            let host = parsed.as_ref().and_then(|c| match c.get_hosts().first() {
                 Some(tokio_postgres::config::Host::Tcp(h)) => Some(h.clone()),
                 Some(tokio_postgres::config::Host::Unix(p)) => Some(p.display().to_string()),
                 None => None,
             });
-            if is_local_host(host.as_deref()) {
-                f("database", Level::Pass, "external PostgreSQL on this host")
-            } else {
-                f(
+            let tls = parsed.is_some_and(|c| c.get_ssl_mode() == tokio_postgres::config::SslMode::Require);
+            match (is_local_host(host.as_deref()), tls) {
+                (_, true) => f(
                     "database",
-                    Level::Warn,
-                    "PostgreSQL on another host: Palisade connects without TLS, so keep that link on a private network",
-                )
+                    Level::Pass,
+                    "external PostgreSQL over TLS; its certificate and name are verified (PALISADE_DATABASE_CA or the system roots)",
+                ),
+                (true, false) => f("database", Level::Pass, "external PostgreSQL on this host"),
+                (false, false) => f(
+                    "database",
+                    Level::Fail,
+                    "PostgreSQL on another host without TLS: add sslmode=require to PALISADE_DATABASE_URL (and PALISADE_DATABASE_CA for a private CA)",
+                ),
             }
         }
     });
@@ -241,5 +247,14 @@ mod tests {
         assert_eq!(level(&run_checks(&c), "bind_address"), Level::Warn);
         let c = cfg(&[("PALISADE_SECRET", &"s".repeat(64)), ("PALISADE_PUBLIC_URL", "https://p.example.com")]);
         assert_eq!(level(&run_checks(&c), "trusted_proxies"), Level::Warn);
+        let remote = |url: &str| {
+            level(
+                &run_checks(&cfg(&[("PALISADE_SECRET", &"s".repeat(64)), ("PALISADE_DATABASE_URL", url)])),
+                "database",
+            )
+        };
+        assert_eq!(remote("postgres://app@db.internal/palisade"), Level::Fail, "remote database in plaintext");
+        assert_eq!(remote("postgres://app@db.internal/palisade?sslmode=require"), Level::Pass);
+        assert_eq!(remote("postgres://app@127.0.0.1/palisade"), Level::Pass);
     }
 }
