@@ -481,3 +481,60 @@ async fn an_action_whose_audit_row_fails_is_not_done() {
     let report = verify_dir(&db.url, dir.path(), &keys_for(SECRET, &[])).await;
     assert!(report.intact, "{:?}", report.finding);
 }
+
+/// Each verification holds a connection per segment for as long as it
+/// walks, so the server runs one at a time: a second request while one is
+/// running gets 409 `verification_running` with Retry-After, not a second
+/// walk; afterwards verification answers again.
+#[tokio::test]
+async fn overlapping_verifications_get_409_not_a_second_walk() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin().await;
+    // A chain long enough that two requests overlap: 100,000 rows signed
+    // with the server's key, continuing from its head.
+    let keys = keys_for(SECRET, &[]);
+    let db = Db::connect(&srv.db.url, 2).unwrap();
+    let conn = db.conn().await.unwrap();
+    let (mut seq, mut prev) = palisade::store::audit::head(&conn).await.unwrap().unwrap();
+    let (kid, key) = keys.rows.signing();
+    let at = palisade::audit::canonical::normalize_time(chrono::Utc::now());
+    for _ in 0..10 {
+        let mut rows = Vec::with_capacity(10_000);
+        for _ in 0..10_000 {
+            seq += 1;
+            let mut row = palisade::audit::canonical::AuditRow {
+                seq,
+                occurred_at: at,
+                actor_kind: "system".into(),
+                actor_id: None,
+                action: "bulk.loaded".into(),
+                project_id: None,
+                target_type: None,
+                target_id: None,
+                outcome: "success".into(),
+                client_ip: None,
+                request_id: None,
+                details: "{}".into(),
+                key_id: kid.to_string(),
+                prev_hmac: prev,
+                row_hmac: [0; 32],
+            };
+            row.row_hmac = row.compute_hmac(key);
+            prev = row.row_hmac;
+            rows.push(row);
+        }
+        palisade::store::audit::insert_batch(&conn, &rows).await.unwrap();
+    }
+    let mut a = admin;
+    let mut b = Browser::new(&srv.base);
+    b.cookies = a.cookies.clone();
+    let (ra, rb) = tokio::join!(a.get("/api/v1/audit/verify"), b.get("/api/v1/audit/verify"));
+    let (done, refused) = if ra.status == StatusCode::OK { (ra, rb) } else { (rb, ra) };
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert_eq!(done.body["intact"], true, "{}", done.text);
+    assert_eq!(done.body["rows_checked"], seq);
+    assert_eq!((refused.status, refused.code()), (StatusCode::CONFLICT, "verification_running"), "{}", refused.text);
+    assert_eq!(refused.header("retry-after"), Some("5"));
+    let again = a.get("/api/v1/audit/verify").await;
+    assert_eq!((again.status, again.body["intact"].clone()), (StatusCode::OK, json!(true)));
+}

@@ -38,7 +38,7 @@ impl WatchState {
         let report = match verify::verify_with_sink(&st.db, &st.audit_keys, st.checkpoint_sink.clone()).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(error = %e, "scheduled audit verification could not run; retrying next interval");
+                tracing::warn!(error = %e, "scheduled audit verification did not run; trying again next interval");
                 return;
             }
         };

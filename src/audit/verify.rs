@@ -175,20 +175,37 @@ pub async fn verify_table(
     super::scan::verify_segmented(db, keys, checkpoints, None, progress).await
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("a verification of the audit log is already running")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One server-run verification at a time: each holds a connection per
+/// segment outside the pools for as long as it walks, so overlapping runs
+/// (an impatient caller, the scheduled watch) must not stack up.
+static ONE_AT_A_TIME: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// The whole verification with the checkpoints loaded from `sink`: an
 /// edited or unreadable sink is itself a finding (`bad_checkpoint`), not
-/// an error, because it is evidence of tampering.
+/// an error, because it is evidence of tampering. `Busy` while another
+/// runs in this process.
 pub async fn verify_with_sink(
     db: &crate::store::Db,
     keys: &std::sync::Arc<AuditKeys>,
     sink: std::sync::Arc<dyn super::checkpoint::CheckpointSink>,
-) -> Result<Report, StoreError> {
+) -> Result<Report, VerifyError> {
+    let Ok(_running) = ONE_AT_A_TIME.try_acquire() else {
+        return Err(VerifyError::Busy);
+    };
     let k = keys.clone();
     let loaded = tokio::task::spawn_blocking(move || sink.load(&k))
         .await
         .map_err(|e| StoreError::Unavailable(format!("checkpoint load: {e}")))?;
     match loaded {
-        Ok(checkpoints) => verify_table(db, keys, &checkpoints, |_| {}).await,
+        Ok(checkpoints) => Ok(verify_table(db, keys, &checkpoints, |_| {}).await?),
         Err(e) => Ok(Report {
             intact: false,
             rows_checked: 0,

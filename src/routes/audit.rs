@@ -137,7 +137,18 @@ pub async fn list_project(req: Req) -> Result<Response, ApiError> {
 
 /// Run the full verification (same as `palisade audit verify`).
 pub async fn verify_report(st: &crate::state::AppState) -> Result<Report, ApiError> {
-    Ok(verify::verify_with_sink(&st.db, &st.audit_keys, st.checkpoint_sink.clone()).await?)
+    match verify::verify_with_sink(&st.db, &st.audit_keys, st.checkpoint_sink.clone()).await {
+        Ok(report) => Ok(report),
+        Err(verify::VerifyError::Busy) => {
+            let mut e = ApiError::conflict(
+                "verification_running",
+                "a verification of the audit log is already running; ask again when it has finished",
+            );
+            e.retry_after = Some(5);
+            Err(e)
+        }
+        Err(verify::VerifyError::Store(e)) => Err(e.into()),
+    }
 }
 
 pub async fn verify(req: Req) -> Result<Response, ApiError> {
