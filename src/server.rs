@@ -262,6 +262,7 @@ pub async fn start_with(mut config: Config, clock: SharedClock, options: Options
         audit_writer,
         audit_keys,
         checkpoint_sink,
+        verify_gate: tokio::sync::Semaphore::new(1),
         limiter,
         lockout,
         registry,

@@ -41,6 +41,9 @@ pub struct Inner {
     pub audit_writer: Slot<AuditMsg>,
     pub audit_keys: Arc<AuditKeys>,
     pub checkpoint_sink: Arc<dyn CheckpointSink>,
+    /// One whole-chain verification at a time on this server (the endpoint
+    /// and the scheduled watch share it).
+    pub verify_gate: tokio::sync::Semaphore,
     pub limiter: Slot<LimiterMsg>,
     pub lockout: Slot<LockoutMsg>,
     pub registry: Slot<RegistryMsg>,

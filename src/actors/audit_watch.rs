@@ -35,13 +35,14 @@ pub struct WatchState {
 impl WatchState {
     async fn check(&mut self) {
         let st = &self.args.st;
-        let report = match verify::verify_with_sink(&st.db, &st.audit_keys, st.checkpoint_sink.clone()).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "scheduled audit verification did not run; trying again next interval");
-                return;
-            }
-        };
+        let report =
+            match verify::verify_with_sink(&st.db, &st.audit_keys, st.checkpoint_sink.clone(), &st.verify_gate).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduled audit verification did not run; trying again next interval");
+                    return;
+                }
+            };
         let Some(f) = report.finding.filter(|_| !report.intact) else {
             tracing::debug!(rows = report.rows_checked, ms = report.elapsed_ms, "scheduled audit verification: intact");
             self.alerted = None;

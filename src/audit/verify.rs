@@ -183,21 +183,19 @@ pub enum VerifyError {
     Store(#[from] StoreError),
 }
 
-/// One server-run verification at a time: each holds a connection per
-/// segment outside the pools for as long as it walks, so overlapping runs
-/// (an impatient caller, the scheduled watch) must not stack up.
-static ONE_AT_A_TIME: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-
 /// The whole verification with the checkpoints loaded from `sink`: an
 /// edited or unreadable sink is itself a finding (`bad_checkpoint`), not
-/// an error, because it is evidence of tampering. `Busy` while another
-/// runs in this process.
+/// an error, because it is evidence of tampering. `gate` admits one run at
+/// a time (`Busy` otherwise): each holds a connection per segment outside
+/// the pools for as long as it walks, so overlapping runs (an impatient
+/// caller, the scheduled watch) must not stack up.
 pub async fn verify_with_sink(
     db: &crate::store::Db,
     keys: &std::sync::Arc<AuditKeys>,
     sink: std::sync::Arc<dyn super::checkpoint::CheckpointSink>,
+    gate: &tokio::sync::Semaphore,
 ) -> Result<Report, VerifyError> {
-    let Ok(_running) = ONE_AT_A_TIME.try_acquire() else {
+    let Ok(_running) = gate.try_acquire() else {
         return Err(VerifyError::Busy);
     };
     let k = keys.clone();

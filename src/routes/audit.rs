@@ -137,7 +137,7 @@ pub async fn list_project(req: Req) -> Result<Response, ApiError> {
 
 /// Run the full verification (same as `palisade audit verify`).
 pub async fn verify_report(st: &crate::state::AppState) -> Result<Report, ApiError> {
-    match verify::verify_with_sink(&st.db, &st.audit_keys, st.checkpoint_sink.clone()).await {
+    match verify::verify_with_sink(&st.db, &st.audit_keys, st.checkpoint_sink.clone(), &st.verify_gate).await {
         Ok(report) => Ok(report),
         Err(verify::VerifyError::Busy) => {
             let mut e = ApiError::conflict(
