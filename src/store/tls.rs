@@ -95,16 +95,19 @@ where
     type TlsConnect = PgTlsConnect;
     type Error = io::Error;
 
+    /// tokio-postgres calls this for every host before it knows whether
+    /// TLS will be negotiated (with "" for a Unix socket), so a name that
+    /// cannot be checked is an error only once a handshake starts.
     fn make_tls_connect(&mut self, domain: &str) -> Result<PgTlsConnect, io::Error> {
         let name = ServerName::try_from(domain.to_string())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("database host {domain:?}: {e}")))?;
+            .map_err(|e| format!("database host {domain:?} cannot be checked against a certificate: {e}"));
         Ok(PgTlsConnect { config: self.0.clone(), name })
     }
 }
 
 pub struct PgTlsConnect {
     config: Option<Arc<ClientConfig>>,
-    name: ServerName<'static>,
+    name: Result<ServerName<'static>, String>,
 }
 
 impl<S> TlsConnect<S> for PgTlsConnect
@@ -120,7 +123,8 @@ where
             let Some(config) = self.config else {
                 return Err(io::Error::new(io::ErrorKind::Unsupported, "TLS is not configured"));
             };
-            let tls = tokio_rustls::TlsConnector::from(config).connect(self.name, stream).await?;
+            let name = self.name.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let tls = tokio_rustls::TlsConnector::from(config).connect(name, stream).await?;
             Ok(PgTlsStream(tls))
         })
     }
