@@ -65,62 +65,62 @@ pub async fn verify_segmented(
 ) -> Result<Report, StoreError> {
     let started = Instant::now();
     let (coord, driver) = db.dedicated().await?;
-    let result = async {
-        coord.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
-        let r = coord.query_one("SELECT pg_export_snapshot(), min(seq), max(seq) FROM audit_log", &[]).await?;
-        let snapshot: String = r.get(0);
-        let bounds = r.get::<_, Option<i64>>(1).zip(r.get::<_, Option<i64>>(2));
-        let mut report = Report {
-            intact: true,
-            rows_checked: 0,
-            first_seq: bounds.map(|b| b.0),
-            last_seq: bounds.map(|b| b.1),
-            checkpoints: checkpoints.len(),
-            newest_checkpoint_seq: checkpoints.last().map(|c| c.seq),
-            finding: None,
-            elapsed_ms: 0,
-        };
-        let mut last = None;
-        if let Some((first, max)) = bounds {
-            let Some((start_seq, anchor)) = start_for(first, checkpoints) else {
-                let msg = format!("log starts at row {first}, and no signed checkpoint records a prune to there");
-                report.intact = false;
-                report.finding = Some(finding(1, Reason::Gap, msg));
-                report.elapsed_ms = started.elapsed().as_millis() as u64;
-                return Ok(report);
-            };
-            let progress: Progress = Arc::new(Mutex::new(progress));
-            let segs =
-                walk_segments(db, keys, checkpoints, &snapshot, (start_seq, anchor, max), segments, &coord, &progress)
-                    .await?;
-            let joined = join(&segs);
-            report.rows_checked = joined.rows;
-            if let Some(f) = joined.finding {
-                report.intact = false;
-                report.finding = Some(f);
-                report.elapsed_ms = started.elapsed().as_millis() as u64;
-                return Ok(report);
-            }
-            last = segs.last().and_then(|s| s.last);
-            let seen_at: Vec<_> = segs.iter().flat_map(|s| s.seen_at.iter().copied()).collect();
-            if let Ok(mut p) = progress.lock() {
-                p(report.rows_checked);
-            }
-            if let Some(f) = against_checkpoints(last, checkpoints, &seen_at) {
-                report.intact = false;
-                report.finding = Some(f);
-            }
-        } else if let Some(f) = against_checkpoints(last, checkpoints, &[]) {
-            report.intact = false;
-            report.finding = Some(f);
-        }
-        report.elapsed_ms = started.elapsed().as_millis() as u64;
-        Ok(report)
-    }
-    .await;
+    let scanned = scan(db, keys, checkpoints, segments, progress, &coord).await;
     drop(coord);
     let _ = driver.await;
-    result
+    let Scanned { bounds, rows, finding } = scanned?;
+    Ok(Report {
+        intact: finding.is_none(),
+        rows_checked: rows,
+        first_seq: bounds.map(|b| b.0),
+        last_seq: bounds.map(|b| b.1),
+        checkpoints: checkpoints.len(),
+        newest_checkpoint_seq: checkpoints.last().map(|c| c.seq),
+        finding,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+struct Scanned {
+    bounds: Option<(i64, i64)>,
+    rows: u64,
+    finding: Option<Finding>,
+}
+
+/// Export a snapshot on `coord`, walk the segments in it, and return the
+/// first finding in table order (or the checkpoints' verdict).
+async fn scan(
+    db: &crate::store::Db,
+    keys: &AuditKeys,
+    checkpoints: &[Checkpoint],
+    segments: Option<usize>,
+    progress: impl FnMut(u64) + Send + 'static,
+    coord: &tokio_postgres::Client,
+) -> Result<Scanned, StoreError> {
+    coord.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+    let r = coord.query_one("SELECT pg_export_snapshot(), min(seq), max(seq) FROM audit_log", &[]).await?;
+    let snapshot: String = r.get(0);
+    let bounds = r.get::<_, Option<i64>>(1).zip(r.get::<_, Option<i64>>(2));
+    let Some((first, max)) = bounds else {
+        return Ok(Scanned { bounds, rows: 0, finding: against_checkpoints(None, checkpoints, &[]) });
+    };
+    let Some((start_seq, anchor)) = start_for(first, checkpoints) else {
+        let msg = format!("log starts at row {first}, and no signed checkpoint records a prune to there");
+        return Ok(Scanned { bounds, rows: 0, finding: Some(finding(1, Reason::Gap, msg)) });
+    };
+    let progress: Progress = Arc::new(Mutex::new(progress));
+    let segs =
+        walk_segments(db, keys, checkpoints, &snapshot, (start_seq, anchor, max), segments, coord, &progress).await?;
+    let Joined { rows, finding } = join(&segs);
+    if finding.is_some() {
+        return Ok(Scanned { bounds, rows, finding });
+    }
+    if let Ok(mut p) = progress.lock() {
+        p(rows);
+    }
+    let last = segs.last().and_then(|s| s.last);
+    let seen_at: Vec<_> = segs.iter().flat_map(|s| s.seen_at.iter().copied()).collect();
+    Ok(Scanned { bounds, rows, finding: against_checkpoints(last, checkpoints, &seen_at) })
 }
 
 /// Start one thread per segment, hold the exporting transaction open until

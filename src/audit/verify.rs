@@ -67,6 +67,23 @@ pub struct Report {
     pub elapsed_ms: u64,
 }
 
+impl Report {
+    /// The answer when the checkpoint sink cannot be read or fails its MAC:
+    /// that is evidence of tampering, so a finding rather than an error.
+    pub fn bad_checkpoints(detail: String) -> Report {
+        Report {
+            intact: false,
+            rows_checked: 0,
+            first_seq: None,
+            last_seq: None,
+            checkpoints: 0,
+            newest_checkpoint_seq: None,
+            finding: Some(finding(0, Reason::BadCheckpoint, detail)),
+            elapsed_ms: 0,
+        }
+    }
+}
+
 /// Walks rows in seq order, checking each against the one before.
 pub struct Walker<'k> {
     keys: &'k AuditKeys,
@@ -204,16 +221,7 @@ pub async fn verify_with_sink(
         .map_err(|e| StoreError::Unavailable(format!("checkpoint load: {e}")))?;
     match loaded {
         Ok(checkpoints) => Ok(verify_table(db, keys, &checkpoints, |_| {}).await?),
-        Err(e) => Ok(Report {
-            intact: false,
-            rows_checked: 0,
-            first_seq: None,
-            last_seq: None,
-            checkpoints: 0,
-            newest_checkpoint_seq: None,
-            finding: Some(finding(0, Reason::BadCheckpoint, e.to_string())),
-            elapsed_ms: 0,
-        }),
+        Err(e) => Ok(Report::bad_checkpoints(e.to_string())),
     }
 }
 

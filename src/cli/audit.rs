@@ -10,7 +10,7 @@ use ractor::Actor;
 use crate::actors::audit_writer::{AuditMsg, AuditWriter, AuditWriterArgs};
 use crate::audit::checkpoint::{CheckpointSink, FileSink};
 use crate::audit::keys::AuditKeys;
-use crate::audit::verify::{self, Finding, Reason, Report};
+use crate::audit::verify::{self, Report};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::server::Database;
@@ -39,16 +39,7 @@ pub async fn verify(config: &Config, checkpoints: Option<PathBuf>, json: bool) -
         }
     };
     let report = match sink.load(&keys) {
-        Err(e) => Ok(Report {
-            intact: false,
-            rows_checked: 0,
-            first_seq: None,
-            last_seq: None,
-            checkpoints: 0,
-            newest_checkpoint_seq: None,
-            finding: Some(Finding { seq: 0, reason: Reason::BadCheckpoint, detail: e.to_string() }),
-            elapsed_ms: 0,
-        }),
+        Err(e) => Ok(Report::bad_checkpoints(e.to_string())),
         Ok(cps) => {
             let total = match database.db.conn().await {
                 Ok(c) => store::bounds(&c).await.ok().flatten().map(|(lo, hi)| (hi - lo + 1) as u64).unwrap_or(0),

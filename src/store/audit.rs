@@ -121,7 +121,7 @@ pub async fn append<T>(
     };
     let lock = c.prepare_cached(LOCK_SQL).await?;
     let head = c.prepare_cached(HEAD_SQL).await?;
-    let insert = c.prepare_cached(&insert_sql()).await?;
+    let insert = c.prepare_cached(&INSERT_SQL).await?;
     let (begun, locked, head) =
         tokio::join!(c.batch_execute("BEGIN"), c.execute(&lock, &[&CHAIN_LOCK]), c.query_opt(&head, &[]));
     begun?;
@@ -140,17 +140,18 @@ pub async fn append<T>(
     Ok(out)
 }
 
-fn insert_sql() -> String {
+/// Built once: it is the statement-cache key of every append.
+static INSERT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "INSERT INTO audit_log ({COLUMNS}) SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], \
          $4::text[], $5::text[], $6::uuid[], $7::text[], $8::text[], $9::text[], $10::inet[], $11::text[], \
          $12::text[], $13::text[], $14::bytea[], $15::bytea[])"
     )
-}
+});
 
 /// One multi-row INSERT for a whole group-commit batch.
 pub async fn insert_batch(c: &impl GenericClient, rows: &[AuditRow]) -> Result<(), StoreError> {
-    let stmt = c.prepare_cached(&insert_sql()).await?;
+    let stmt = c.prepare_cached(&INSERT_SQL).await?;
     execute_insert(c, &stmt, rows).await
 }
 
