@@ -30,6 +30,13 @@ async fn verify_dir(db_url: &str, dir: &std::path::Path, keys: &AuditKeys) -> Re
     verify_table(&db, keys, &cps, |_| {}).await.unwrap()
 }
 
+/// Stop the server cleanly (its last checkpoint covers every row) and
+/// verify its chain.
+async fn stop_and_verify(srv: TestServer) -> Report {
+    let (db, dir) = srv.stop().await;
+    verify_dir(&db.url, dir.path(), &keys_for(SECRET, &[])).await
+}
+
 async fn contiguous(c: &tokio_postgres::Client) -> i64 {
     let r = c.query_one("SELECT count(*), min(seq), max(seq) FROM audit_log", &[]).await.unwrap();
     let (n, lo, hi): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
@@ -102,8 +109,7 @@ async fn fifty_concurrent_clients_make_one_linear_chain() {
     let c = srv.db.client().await;
     let n = contiguous(&c).await;
     assert_eq!(n as usize, ok.len() + 1, "one row per action plus setup.completed");
-    let (db, dir) = srv.stop().await;
-    let report = verify_dir(&db.url, dir.path(), &keys_for(SECRET, &[])).await;
+    let report = stop_and_verify(srv).await;
     assert!(report.intact, "{:?}", report.finding);
 }
 
@@ -477,8 +483,7 @@ async fn an_action_whose_audit_row_fails_is_not_done() {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(admin.get("/api/v1/auth/me").await.body["user"]["display_name"], "Sticks Now");
     assert_eq!(contiguous(&c).await, before + 1);
-    let (db, dir) = srv.stop().await;
-    let report = verify_dir(&db.url, dir.path(), &keys_for(SECRET, &[])).await;
+    let report = stop_and_verify(srv).await;
     assert!(report.intact, "{:?}", report.finding);
 }
 
@@ -492,39 +497,13 @@ async fn overlapping_verifications_get_409_not_a_second_walk() {
     let admin = srv.admin().await;
     // A chain long enough that two requests overlap: 100,000 rows signed
     // with the server's key, continuing from its head.
-    let keys = keys_for(SECRET, &[]);
-    let db = Db::connect(&srv.db.url, 2).unwrap();
-    let conn = db.conn().await.unwrap();
-    let (mut seq, mut prev) = palisade::store::audit::head(&conn).await.unwrap().unwrap();
-    let (kid, key) = keys.rows.signing();
-    let at = palisade::audit::canonical::normalize_time(chrono::Utc::now());
-    for _ in 0..10 {
-        let mut rows = Vec::with_capacity(10_000);
-        for _ in 0..10_000 {
-            seq += 1;
-            let mut row = palisade::audit::canonical::AuditRow {
-                seq,
-                occurred_at: at,
-                actor_kind: "system".into(),
-                actor_id: None,
-                action: "bulk.loaded".into(),
-                project_id: None,
-                target_type: None,
-                target_id: None,
-                outcome: "success".into(),
-                client_ip: None,
-                request_id: None,
-                details: "{}".into(),
-                key_id: kid.to_string(),
-                prev_hmac: prev,
-                row_hmac: [0; 32],
-            };
-            row.row_hmac = row.compute_hmac(key);
-            prev = row.row_hmac;
-            rows.push(row);
-        }
-        palisade::store::audit::insert_batch(&conn, &rows).await.unwrap();
-    }
+    let seq = common::chain::extend_chain(
+        &Db::connect(&srv.db.url, 2).unwrap(),
+        &keys_for(SECRET, &[]),
+        100_000,
+        "bulk.loaded",
+    )
+    .await;
     let mut a = admin;
     let mut b = Browser::new(&srv.base);
     b.cookies = a.cookies.clone();

@@ -266,36 +266,8 @@ async fn a_table_restored_to_an_older_copy_is_rolled_back() {
 
     // Restored, and then the application kept writing on top: the row a
     // checkpoint signed now has different contents.
-    let db = Db::connect(&fx.db.url, 2).unwrap();
-    let conn = db.conn().await.unwrap();
     let keys = keys(&[]);
-    let (head_seq, head) = palisade::store::audit::head(&conn).await.unwrap().unwrap();
-    let (kid, key) = keys.rows.signing();
-    let mut prev = head;
-    let mut rows = Vec::new();
-    for seq in head_seq + 1..head_seq + 8 {
-        let mut row = palisade::audit::canonical::AuditRow {
-            seq,
-            occurred_at: palisade::audit::canonical::normalize_time(chrono::Utc::now()),
-            actor_kind: "system".into(),
-            actor_id: None,
-            action: "after.restore".into(),
-            project_id: None,
-            target_type: None,
-            target_id: None,
-            outcome: "success".into(),
-            client_ip: None,
-            request_id: None,
-            details: "{}".into(),
-            key_id: kid.to_string(),
-            prev_hmac: prev,
-            row_hmac: [0; 32],
-        };
-        row.row_hmac = row.compute_hmac(key);
-        prev = row.row_hmac;
-        rows.push(row);
-    }
-    palisade::store::audit::insert_batch(&conn, &rows).await.unwrap();
+    common::chain::extend_chain(&Db::connect(&fx.db.url, 2).unwrap(), &keys, 7, "after.restore").await;
     let report = fx.verify(&keys).await;
     let f = report.finding.unwrap();
     assert_eq!(f.reason, Reason::RolledBack, "{}", f.detail);

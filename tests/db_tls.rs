@@ -185,6 +185,17 @@ impl Drop for Cluster {
     }
 }
 
+/// A TLS-only cluster, the CA that signed its certificate and one that
+/// did not. Bind the result in this order: the cluster stops before its
+/// directory is removed.
+fn tls_cluster() -> (tempdir::Dir, PathBuf, PathBuf, Cluster) {
+    let dir = tempdir::Dir::new();
+    let ca = make_ca(dir.path(), "test-ca");
+    let other = make_ca(dir.path(), "other-ca");
+    let pg = Cluster::start(dir.path());
+    (dir, ca, other, pg)
+}
+
 async fn try_query(url: &str, ca: Option<&Path>) -> Result<bool, String> {
     let db = Db::connect_with_ca(url, 2, ca).map_err(|e| e.to_string())?;
     let conn = db.conn().await.map_err(|e| e.to_string())?;
@@ -197,10 +208,7 @@ async fn try_query(url: &str, ca: Option<&Path>) -> Result<bool, String> {
 
 #[tokio::test]
 async fn sslmode_require_verifies_the_chain_and_the_name() {
-    let dir = tempdir::Dir::new();
-    let ca = make_ca(dir.path(), "test-ca");
-    let other = make_ca(dir.path(), "other-ca");
-    let pg = Cluster::start(dir.path());
+    let (dir, ca, other, pg) = tls_cluster();
 
     // The right CA and the certificate's name: encrypted, per pg_stat_ssl.
     let ok = try_query(&pg.url("localhost", "?sslmode=require"), Some(&ca)).await;
@@ -242,10 +250,7 @@ async fn sslmode_require_verifies_the_chain_and_the_name() {
 
 #[tokio::test]
 async fn the_server_migrates_over_tls_and_refuses_an_unverified_one() {
-    let dir = tempdir::Dir::new();
-    let ca = make_ca(dir.path(), "test-ca");
-    let other = make_ca(dir.path(), "other-ca");
-    let pg = Cluster::start(dir.path());
+    let (_dir, ca, other, pg) = tls_cluster();
     let data = tempdir::Dir::new();
     let migrate = |ca: &Path| {
         Command::new(palisade_bin())

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
+pub mod chain;
 pub mod fake_dns;
 pub mod fixtures;
 pub mod process;
