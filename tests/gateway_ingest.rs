@@ -181,6 +181,47 @@ async fn a_slow_database_holds_agents_back_instead_of_buffering() {
     srv.shutdown().await;
 }
 
+/// Batches that wait behind one commit are acknowledged together: each
+/// session gets exactly its own acks, once each, in the order it sent the
+/// batches, with strictly increasing seq (the test agent's replay guard
+/// refuses anything else).
+#[tokio::test]
+async fn batches_committed_together_are_acked_once_each_in_order_per_session() {
+    let srv = TestServer::start().await;
+    let (_admin, a, _b) = srv.fleets().await;
+    let mut agents = Vec::new();
+    for w in ["w1", "w2"] {
+        agents.push(TestAgent::connect(&srv.base, &a.token, &a.hmac_secret, w, &["rq"], true).await.unwrap());
+    }
+    // Hold every insert so both agents' batches pile up into shared commits.
+    let blocker = srv.db.client().await;
+    blocker.batch_execute("BEGIN; LOCK TABLE task_events IN EXCLUSIVE MODE").await.unwrap();
+    for (n, ag) in agents.iter_mut().enumerate() {
+        for i in 0..100 {
+            let ev = task_event("task.started", &format!("t{n}-{i}"), json!({ "worker": format!("w{n}") }));
+            ag.send_events(&format!("ev_{n}_{i:03}"), vec![ev]).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(&srv, "SELECT count(*) FROM task_events").await, 0, "nothing committed while the lock is held");
+    blocker.batch_execute("COMMIT").await.unwrap();
+    for (n, ag) in agents.iter_mut().enumerate() {
+        for i in 0..100 {
+            let (id, ack) = ag.recv_kind("event_batch_ack", T).await.unwrap();
+            let want = format!("ev_{n}_{i:03}");
+            assert_eq!(ack["acked_id"], want.as_str(), "agent {n}: acks arrive in the order the batches were sent");
+            assert_eq!(id, format!("eba_{want}"));
+            assert_eq!((ack["received"].as_i64(), ack["accepted"].as_i64()), (Some(1), Some(1)));
+        }
+        match ag.recv(Duration::from_millis(300)).await {
+            Got::Timeout => {}
+            other => panic!("agent {n}: nothing after its own 100 acks, got {other:?}"),
+        }
+    }
+    assert_eq!(count(&srv, "SELECT count(*) FROM task_events").await, 200);
+    srv.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_closed_socket_frees_its_session() {
     let srv = TestServer::start().await;

@@ -54,21 +54,24 @@ pub mod close {
 pub enum SessionMsg {
     /// A data message from the socket; the permit returns when it is handled.
     Frame(Vec<u8>, OwnedSemaphorePermit),
-    /// Ingest committed this batch: acknowledge it to the agent.
-    Committed {
-        batch_id: String,
-        received: usize,
-        dropped: usize,
-    },
-    /// Ingest could not commit: no ack, the agent re-sends after 90 s.
-    CommitFailed {
-        batch_id: String,
-    },
+    /// Ingest committed these batches (in the order they arrived):
+    /// acknowledge them to the agent.
+    Committed(Vec<Ack>),
+    /// Ingest could not commit these batches: no ack, the agent re-sends
+    /// them after 90 s.
+    CommitFailed(Vec<String>),
     SendCommand(CommandSpec),
     /// Close with a code (replaced, revoked, idle …) and stop.
     Close(u16, &'static str),
     /// The reader saw the socket end.
     SocketClosed,
+}
+
+/// One committed `event_batch`, as its ack will report it.
+pub struct Ack {
+    pub batch_id: String,
+    pub received: usize,
+    pub dropped: usize,
 }
 
 pub struct AgentSession;
@@ -106,18 +109,46 @@ impl SessionState {
 
     /// Assign the next seq, sign, write: one step, so order is preserved.
     async fn send(&mut self, kind: FrameKind, id: &str, payload: &Value) -> bool {
-        let Ok(payload) = canonical_json::Value::from_serde(payload) else { return false };
+        let Some(bytes) = self.signed(kind, id, payload) else { return false };
+        matches!(tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(Message::Binary(bytes.into()))).await, Ok(Ok(())))
+    }
+
+    /// Acks for several batches: each gets its seq and signature in order,
+    /// and all of them go out with one flush.
+    async fn send_acks(&mut self, acks: Vec<Ack>) -> bool {
+        let mut frames = Vec::with_capacity(acks.len());
+        for a in acks {
+            let id: String = format!("eba_{}", a.batch_id).chars().take(64).collect();
+            let payload = json!({
+                "acked_id": a.batch_id, "received": a.received,
+                "accepted": a.received.saturating_sub(a.dropped), "rejected": a.dropped,
+            });
+            let Some(bytes) = self.signed(FrameKind::EventBatchAck, &id, &payload) else { return false };
+            frames.push(bytes);
+        }
+        let sink = &mut self.sink;
+        let write = async move {
+            for bytes in frames {
+                sink.feed(Message::Binary(bytes.into())).await?;
+            }
+            sink.flush().await
+        };
+        matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
+    }
+
+    /// The next outbound frame, signed with the next seq.
+    fn signed(&mut self, kind: FrameKind, id: &str, payload: &Value) -> Option<Vec<u8>> {
+        let payload = canonical_json::Value::from_serde(payload).ok()?;
         self.out_seq += 1;
         let ts = frame::format_ts(self.st.clock.now());
         let nonce = frame::new_nonce();
-        let bytes = match frame::sign(&self.key, &self.binding, kind, id, &ts, &nonce, self.out_seq, &payload) {
-            Ok(b) => b,
+        match frame::sign(&self.key, &self.binding, kind, id, &ts, &nonce, self.out_seq, &payload) {
+            Ok(b) => Some(b),
             Err(e) => {
                 tracing::error!(error = %e, "could not sign an outbound frame");
-                return false;
+                None
             }
-        };
-        matches!(tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(Message::Binary(bytes.into()))).await, Ok(Ok(())))
+        }
     }
 
     async fn close(&mut self, code: u16, reason: &'static str) {
@@ -271,15 +302,13 @@ impl Actor for AgentSession {
                     me.stop(Some("frame rejected".into()));
                 }
             }
-            SessionMsg::Committed { batch_id, received, dropped } => {
-                let id: String = format!("eba_{batch_id}").chars().take(64).collect();
-                let payload = json!({ "acked_id": batch_id, "received": received, "accepted": received - dropped, "rejected": dropped });
-                if !s.send(FrameKind::EventBatchAck, &id, &payload).await {
+            SessionMsg::Committed(acks) => {
+                if !s.send_acks(acks).await {
                     me.stop(Some("socket write failed".into()));
                 }
             }
-            SessionMsg::CommitFailed { batch_id } => {
-                tracing::debug!(batch_id, "batch not acknowledged; the agent will re-send it")
+            SessionMsg::CommitFailed(batch_ids) => {
+                tracing::debug!(?batch_ids, "batches not acknowledged; the agent will re-send them")
             }
             SessionMsg::SendCommand(spec) => {
                 let payload = crate::fleet::commands::frame_payload(&spec);

@@ -16,12 +16,13 @@
 //! `ingest_commit`). Within a lane batches commit in arrival order; across
 //! lanes order does not matter (newest event wins in the projection).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::actors::agent_session::SessionMsg;
+use crate::actors::agent_session::{Ack, SessionMsg};
 use crate::actors::ingest_commit::commit;
 use crate::actors::notifier::NotifierMsg;
 use crate::actors::Slot;
@@ -151,14 +152,15 @@ impl IngestState {
                 }
                 Ok(_) => {}
             }
+            // One message per session for all of its batches in this
+            // commit: the session signs every ack and writes them with one
+            // flush, instead of one socket write (and one wake-up on the
+            // agent's side) per batch.
+            let mut acks = SessionAcks::default();
             for job in jobs {
                 match job.done {
                     Some(Done::Session { session, batch_id, received, dropped }) => {
-                        let msg = match &outcome {
-                            Ok(_) => SessionMsg::Committed { batch_id, received, dropped },
-                            Err(_) => SessionMsg::CommitFailed { batch_id },
-                        };
-                        let _ = session.cast(msg);
+                        acks.push(session, Ack { batch_id, received, dropped });
                     }
                     Some(Done::Waiter(tx)) => {
                         let _ = tx.send(outcome.is_ok());
@@ -167,8 +169,40 @@ impl IngestState {
                 }
                 drop(job.permit);
             }
+            acks.deliver(outcome.is_ok());
             let _ = me.cast(IngestMsg::CommitDone(index));
         });
+    }
+}
+
+/// Acks of one commit grouped by session, sessions in first-seen order and
+/// each session's acks in submission order (a session's batches all go to
+/// one lane, so this is the order the agent sent them).
+#[derive(Default)]
+struct SessionAcks {
+    index: HashMap<ActorId, usize>,
+    groups: Vec<(ActorRef<SessionMsg>, Vec<Ack>)>,
+}
+
+impl SessionAcks {
+    fn push(&mut self, session: ActorRef<SessionMsg>, ack: Ack) {
+        let next = self.groups.len();
+        let slot = *self.index.entry(session.get_id()).or_insert(next);
+        match self.groups.get_mut(slot) {
+            Some((_, acks)) => acks.push(ack),
+            None => self.groups.push((session, vec![ack])),
+        }
+    }
+
+    fn deliver(self, committed: bool) {
+        for (session, acks) in self.groups {
+            let msg = if committed {
+                SessionMsg::Committed(acks)
+            } else {
+                SessionMsg::CommitFailed(acks.into_iter().map(|a| a.batch_id).collect())
+            };
+            let _ = session.cast(msg);
+        }
     }
 }
 

@@ -41,6 +41,11 @@ pub const MAX_FRAME_BYTES: usize = 1 << 20;
 /// default, 128 KiB zero-filled per socket, would be most of a session's
 /// memory.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Outbound frames gather up to this many bytes before a socket write, so
+/// the acks of one commit leave in one write; every send ends with a flush,
+/// so nothing waits in the buffer. The buffer keeps its capacity, which is
+/// why it is small.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 const HEARTBEAT_SECS: u32 = 10;
 /// Frames read but not yet handled by the session, per connection.
 const READ_AHEAD: usize = 8;
@@ -144,7 +149,7 @@ pub async fn upgrade(state: AppState, on_upgrade: OnUpgrade, key: &str, headers:
             Ok(upgraded) => {
                 let config = WebSocketConfig::default()
                     .read_buffer_size(READ_BUFFER_BYTES)
-                    .write_buffer_size(0)
+                    .write_buffer_size(WRITE_BUFFER_BYTES)
                     .max_write_buffer_size(4 * MAX_FRAME_BYTES)
                     .max_message_size(Some(MAX_FRAME_BYTES))
                     .max_frame_size(Some(MAX_FRAME_BYTES));
