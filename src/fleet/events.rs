@@ -142,7 +142,7 @@ pub fn normalize(payload: &canonical_json::Value, redactor: &Redactor, now: Date
         };
         let (clean, stats) = redactor.redact(&serde_value);
         out.redactions.merge(&stats);
-        let Value::Object(obj) = clean else {
+        let Value::Object(mut obj) = clean else {
             out.dropped += 1;
             continue;
         };
@@ -153,8 +153,10 @@ pub fn normalize(payload: &canonical_json::Value, redactor: &Redactor, now: Date
             continue;
         }
         let task_id = short(obj.get("task_id"));
-        let data = match obj.get("data") {
-            Some(Value::Object(m)) => Value::Object(m.clone()),
+        // Moved out of the scrubbed copy, which is dropped at the end of
+        // this iteration: no second deep copy of the payload.
+        let data = match obj.remove("data") {
+            Some(Value::Object(m)) => Value::Object(m),
             _ => Value::Object(Map::new()),
         };
         let occurred_text = obj.get("occurred_at").and_then(Value::as_str).unwrap_or("");
