@@ -110,7 +110,7 @@ impl SessionState {
     /// Assign the next seq, sign, write: one step, so order is preserved.
     async fn send(&mut self, kind: FrameKind, id: &str, payload: &Value) -> bool {
         let Some(bytes) = self.signed(kind, id, payload) else { return false };
-        matches!(tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(Message::Binary(bytes.into()))).await, Ok(Ok(())))
+        self.write(vec![bytes]).await
     }
 
     /// Acks for several batches: each gets its seq and signature in order,
@@ -126,6 +126,11 @@ impl SessionState {
             let Some(bytes) = self.signed(FrameKind::EventBatchAck, &id, &payload) else { return false };
             frames.push(bytes);
         }
+        self.write(frames).await
+    }
+
+    /// Signed frames, in order, then one flush, all within the write deadline.
+    async fn write(&mut self, frames: Vec<Vec<u8>>) -> bool {
         let sink = &mut self.sink;
         let write = async move {
             for bytes in frames {

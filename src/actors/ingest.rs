@@ -175,27 +175,20 @@ impl IngestState {
     }
 }
 
-/// Acks of one commit grouped by session, sessions in first-seen order and
-/// each session's acks in submission order (a session's batches all go to
-/// one lane, so this is the order the agent sent them).
+/// Acks of one commit grouped by session, each session's acks in
+/// submission order (a session's batches all go to one lane, so this is the
+/// order the agent sent them). Order across sessions does not matter: each
+/// has its own socket.
 #[derive(Default)]
-struct SessionAcks {
-    index: HashMap<ActorId, usize>,
-    groups: Vec<(ActorRef<SessionMsg>, Vec<Ack>)>,
-}
+struct SessionAcks(HashMap<ActorId, (ActorRef<SessionMsg>, Vec<Ack>)>);
 
 impl SessionAcks {
     fn push(&mut self, session: ActorRef<SessionMsg>, ack: Ack) {
-        let next = self.groups.len();
-        let slot = *self.index.entry(session.get_id()).or_insert(next);
-        match self.groups.get_mut(slot) {
-            Some((_, acks)) => acks.push(ack),
-            None => self.groups.push((session, vec![ack])),
-        }
+        self.0.entry(session.get_id()).or_insert_with(|| (session, Vec::new())).1.push(ack);
     }
 
     fn deliver(self, committed: bool) {
-        for (session, acks) in self.groups {
+        for (session, acks) in self.0.into_values() {
             let msg = if committed {
                 SessionMsg::Committed(acks)
             } else {
